@@ -1,0 +1,55 @@
+"""The one Celery app: queues, routes, reliability settings and the beat schedule."""
+
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("steward")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+QUEUES = ("default", "clean", "train", "index")
+
+app.conf.update(
+    task_queues=[Queue(name) for name in QUEUES],
+    task_default_queue="default",
+    task_routes={
+        "governance.profile_*": {"queue": "clean"},
+        "recsys.clean_*": {"queue": "clean"},
+        "recsys.train_*": {"queue": "train"},
+        "recsys.index_*": {"queue": "index"},
+    },
+    # Status lives in database rows, never in Celery results.
+    task_ignore_result=True,
+    result_backend=None,
+    # A job is acknowledged after it ran; tasks are idempotent (state/attempt guards).
+    task_acks_late=True,
+    # Long queues: one job at a time per worker process.
+    worker_prefetch_multiplier=1,
+    task_reject_on_worker_lost=False,
+    task_serializer="json",
+    accept_content=["json"],
+    timezone=os.environ.get("TIME_ZONE", "UTC"),
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+if str(app.conf.broker_url).startswith("filesystem://"):
+    # The filesystem transport has no fanout exchange for remote control.
+    app.conf.worker_enable_remote_control = False
+
+# The beat schedule, in one place.
+app.conf.beat_schedule = {
+    "audit-verify-chain-hourly": {
+        "task": "governance.audit_verify_chain",
+        "schedule": crontab(minute=7),
+    },
+    "notifications-deliver-pending": {
+        "task": "teams.notifications_deliver_pending",
+        "schedule": 300.0,
+    },
+}
+
+app.autodiscover_tasks()

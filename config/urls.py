@@ -1,0 +1,41 @@
+"""Root URLs: the UI of each app, the REST API under /api/v1/, the schema and its docs."""
+
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from teams.views import (
+    DemoAwareLoginView,
+    MyResponsibilitiesView,
+    NotificationListView,
+    NotificationReadView,
+)
+
+api_v1 = [
+    path("", include("teams.api.urls")),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="teams:org_chart", permanent=False)),
+    path("accounts/login/", DemoAwareLoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("teams/", include("teams.urls")),
+    path("me/responsibilities/", MyResponsibilitiesView.as_view(), name="my_responsibilities"),
+    path("me/notifications/", NotificationListView.as_view(), name="notifications"),
+    path(
+        "me/notifications/<int:pk>/read/", NotificationReadView.as_view(), name="notification_read"
+    ),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+]
+
+if settings.DEBUG:
+    from django.contrib.staticfiles.urls import staticfiles_urlpatterns
+
+    urlpatterns += staticfiles_urlpatterns()

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# make run: migrate, load the demo organization, serve on 127.0.0.1:8000 with a Celery worker
+# (and beat), print the demo logins; Ctrl-C stops both cleanly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+export DEBUG="${DEBUG:-1}"
+export SECRET_KEY="${SECRET_KEY:-dev-only-$(hostname)-not-for-production}"
+export HF_HUB_OFFLINE=1
+HOST="${HOST:-127.0.0.1}"
+PORT="${PORT:-8000}"
+
+echo "==> Migrating the database"
+$BIN/python manage.py migrate --noinput -v0
+echo "==> Loading the demo organization"
+$BIN/python manage.py seed_demo --quiet-logins
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo
+  echo "==> Stopping web server and worker"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "==> Stopped"
+}
+trap stop INT TERM EXIT
+
+mkdir -p var/log
+$BIN/celery -A config worker -B -Q default,clean,train,index --concurrency 2 \
+  --schedule var/celerybeat-schedule -l INFO >var/log/worker.log 2>&1 &
+pids+=($!)
+$BIN/python manage.py runserver "$HOST:$PORT" --noreload >var/log/web.log 2>&1 &
+pids+=($!)
+
+for _ in $(seq 1 60); do
+  if $BIN/python - "$HOST" "$PORT" <<'PY' 2>/dev/null; then break; fi
+import sys, urllib.request
+urllib.request.urlopen(f"http://{sys.argv[1]}:{sys.argv[2]}/accounts/login/", timeout=1)
+PY
+  sleep 0.5
+done
+
+$BIN/python manage.py shell -c "
+from teams.demo import demo_logins, DEMO_PASSWORD
+print('Demo logins (password for all: %s):' % DEMO_PASSWORD)
+for r in demo_logins(): print('  %-22s %-9s %s' % (r['username'], r['role'], r['team']))
+"
+echo
+echo "Steward is running at http://$HOST:$PORT/  (API docs: /api/docs/, admin: /admin/)"
+echo "Logs: var/log/web.log, var/log/worker.log. Press Ctrl-C to stop."
+wait -n "${pids[@]}" || true

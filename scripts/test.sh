@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# make test: the whole suite twice.
+#   pass 1: the embedded default (SQLite file + Celery's filesystem broker + a real worker);
+#   pass 2: PostgreSQL + Redis + a real worker. Skipped with a reason when they are unreachable,
+#           except under CI (CI set), where unreachable services fail the run.
+# Every database and broker key this creates is named after this run and removed afterwards.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+export SECRET_KEY="test-only-secret-key"
+export DEBUG=0
+export HF_HUB_OFFLINE=1
+unset DATABASE_URL CELERY_BROKER_URL CELERY_KEY_PREFIX
+RUN_ID="$(date +%s)_$$"
+PG_BASE="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
+REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/0}"
+WORK="$(mktemp -d -t steward-test-XXXXXX)"
+trap 'rm -rf "$WORK"' EXIT
+
+run_pass() {  # name, then pytest arguments
+  local name="$1"; shift
+  echo
+  echo "==================== pass: $name ===================="
+  $BIN/pytest "$@"
+}
+
+echo "==> ruff"
+$BIN/ruff check . || exit 1
+
+STEWARD_VAR_DIR="$WORK/sqlite" run_pass "sqlite + filesystem broker" "$@"
+status_sqlite=$?
+
+status_pg=0
+if reason="$($BIN/python scripts/check_services.py "$PG_BASE/postgres" "$REDIS_URL")"; then
+  DATABASE_URL="$PG_BASE/steward_$RUN_ID" \
+  CELERY_BROKER_URL="$REDIS_URL" \
+  CELERY_KEY_PREFIX="steward-test-$RUN_ID:" \
+  STEWARD_VAR_DIR="$WORK/postgres" \
+    run_pass "postgresql + redis broker" "$@"
+  status_pg=$?
+  $BIN/python - "$REDIS_URL" "steward-test-$RUN_ID:" <<'PY' || true
+import sys, redis
+client = redis.Redis.from_url(sys.argv[1])
+keys = list(client.scan_iter(match=sys.argv[2] + "*"))
+if keys:
+    client.delete(*keys)
+PY
+elif [ -n "${CI:-}" ]; then
+  echo "FAIL: the PostgreSQL + Redis pass cannot run under CI: $reason"
+  status_pg=1
+else
+  echo
+  echo "SKIPPED the PostgreSQL + Redis pass: $reason"
+fi
+
+echo
+echo "==> sqlite pass exit $status_sqlite, postgresql pass exit $status_pg"
+[ "$status_sqlite" -eq 0 ] && [ "$status_pg" -eq 0 ]

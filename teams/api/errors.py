@@ -1,0 +1,39 @@
+"""One JSON error shape for the whole API: {"detail": message, "code": ..., "field": ...}."""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from teams.errors import ApplicationError
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, ApplicationError):
+        body = {"detail": exc.message, "code": type(exc).__name__}
+        if exc.field:
+            body["field"] = exc.field
+        body.update(exc.extra)
+        return Response(body, status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        )
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or None)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict) and "detail" not in response.data:
+        response.data = {
+            "detail": "The input is not valid.",
+            "code": "ValidationError",
+            "errors": response.data,
+        }
+    elif response is None:
+        return None
+    if response.status_code == status.HTTP_400_BAD_REQUEST and isinstance(response.data, list):
+        response.data = {"detail": " ".join(map(str, response.data)), "code": "ValidationError"}
+    return response

@@ -1,0 +1,41 @@
+"""Errors that services raise and every interface (UI, API, tasks) renders the same way.
+
+teams is the bottom of the import chain (teams <- governance <- recsys), so the shared
+error types live here.
+"""
+
+
+class ApplicationError(Exception):
+    """A rule of the product refused the operation; `message` is shown to the user."""
+
+    status_code = 400
+
+    def __init__(self, message: str, *, field: str | None = None, extra: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.extra = extra or {}
+
+
+class ValidationError(ApplicationError):
+    """The input breaks a rule (bad value, duplicate, cycle...)."""
+
+    status_code = 400
+
+
+class PermissionDeniedError(ApplicationError):
+    """The actor may see the object but not do this to it."""
+
+    status_code = 403
+
+
+class NotFoundError(ApplicationError):
+    """The object does not exist or is not visible to the actor (same answer for both)."""
+
+    status_code = 404
+
+
+class ConflictError(ApplicationError):
+    """The operation needs a decision first (e.g. successors for accountable subjects)."""
+
+    status_code = 409

@@ -1,0 +1,591 @@
+"""Every state change of the organization: permission check -> validation -> write -> audit.
+
+Each function takes the acting user, runs in one transaction and writes one audit event per
+changed object. Side effects (e-mail) leave only after commit.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import partial
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from governance.audit import audit_record
+from teams import permissions, subjects
+from teams.choices import RaciKind, Role
+from teams.constants import MAX_TEAM_DEPTH
+from teams.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from teams.models import Membership, Notification, Responsibility, Team
+
+User = get_user_model()
+_UNSET = object()
+
+
+def _team_state(team: Team) -> dict:
+    return {
+        "name": team.name,
+        "slug": team.slug,
+        "description": team.description,
+        "parent": team.parent_id,
+        "archived": team.archived,
+    }
+
+
+def _full_clean(obj, exclude=None) -> None:
+    try:
+        obj.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+    except DjangoValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise ValidationError(f"{field}: {' '.join(messages)}", field=field) from exc
+
+
+# --- teams -------------------------------------------------------------------------------------
+
+
+def _check_parent(*, team: Team | None, parent: Team) -> None:
+    """A parent must exist, be active, keep the tree acyclic and not too deep."""
+    if parent.archived:
+        raise ValidationError(
+            f"{parent.name} is archived: it cannot take sub-teams.", field="parent"
+        )
+    tree = permissions.teams_by_id()
+    chain = [parent.id]
+    current = tree[parent.id][0]
+    while current is not None:
+        chain.append(current)
+        current = tree[current][0]
+    if team is not None and team.id in chain:
+        raise ValidationError(
+            f"{parent.name} is {team.name} itself or one of its sub-teams: "
+            "that would make a cycle.",
+            field="parent",
+        )
+    if len(chain) >= MAX_TEAM_DEPTH:
+        raise ValidationError(
+            f"The team tree may be at most {MAX_TEAM_DEPTH} levels deep.", field="parent"
+        )
+
+
+@transaction.atomic
+def team_create(
+    *, actor, name: str, parent: Team | None, slug: str = "", description: str = ""
+) -> Team:
+    """Create a team under `parent` (a lead of the parent), or an organization root (admins)."""
+    if parent is None:
+        if not actor.is_superuser:
+            raise PermissionDeniedError(
+                "Only site admins can create a new organization (a team without a parent)."
+            )
+    else:
+        permissions.require_manage_team(actor, parent, "create a sub-team here")
+        _check_parent(team=None, parent=parent)
+    slug = slug or slugify(name)[:60]
+    if not slug:
+        raise ValidationError("Give the team a name with letters or digits.", field="name")
+    if Team.objects.filter(slug=slug).exists():
+        raise ValidationError(
+            f"The slug '{slug}' is taken by another team; choose another.", field="slug"
+        )
+    team = Team(name=name.strip(), slug=slug, description=description, parent=parent)
+    _full_clean(team, exclude=["parent"])
+    team.save()
+    permissions.ensure_team_groups(team)
+    permissions.sync_team_grants({team.id})
+    audit_record(actor=actor, verb="team.created", target=team, after=_team_state(team))
+    return team
+
+
+@transaction.atomic
+def team_update(
+    *, actor, team: Team, name=_UNSET, description=_UNSET, parent=_UNSET, archived=_UNSET
+) -> Team:
+    """Rename, describe, move (within the organization) or archive/restore a team."""
+    team = Team.objects.select_for_update().get(pk=team.pk)
+    permissions.require_manage_team(actor, team, "edit this team")
+    before = _team_state(team)
+    moved = parent is not _UNSET and (parent.id if parent else None) != team.parent_id
+    if moved:
+        _move_team(actor=actor, team=team, parent=parent)
+    if name is not _UNSET:
+        team.name = name.strip()
+    if description is not _UNSET:
+        team.description = description
+    if archived is not _UNSET and archived != team.archived:
+        _check_archive(team=team, archived=archived)
+        team.archived = archived
+    _full_clean(team, exclude=["parent"])
+    after = _team_state(team)
+    if after == before:
+        raise ValidationError("Nothing to change.")
+    team.save()
+    if moved:
+        permissions.sync_team_grants(permissions.subtree_ids(team))
+    audit_record(actor=actor, verb="team.updated", target=team, before=before, after=after)
+    return team
+
+
+def _move_team(*, actor, team: Team, parent: Team | None) -> None:
+    if parent is None or team.parent_id is None:
+        raise ValidationError(
+            "A team cannot leave or become the root of its organization.", field="parent"
+        )
+    permissions.require_manage_team(actor, parent, f"move {team.name} under {parent.name}")
+    _check_parent(team=team, parent=parent)
+    tree = permissions.teams_by_id()
+    if permissions.root_id_of(parent.id, tree) != permissions.root_id_of(team.id, tree):
+        raise ValidationError("A team can only move within its own organization.", field="parent")
+    team.parent = parent
+
+
+def _check_archive(*, team: Team, archived: bool) -> None:
+    if archived and team.children.filter(archived=False).exists():
+        raise ValidationError(f"Archive the sub-teams of {team.name} first.", field="archived")
+    if not archived and team.parent_id and team.parent.archived:
+        raise ValidationError(
+            f"Restore {team.parent.name} first: it is archived.", field="archived"
+        )
+
+
+# --- memberships -------------------------------------------------------------------------------
+
+
+def user_by_username(username: str):
+    """The active user with this username, or a clear error."""
+    try:
+        return User.objects.get(username=username.strip(), is_active=True)
+    except User.DoesNotExist:
+        raise ValidationError(
+            f"No active user with the username '{username.strip()}'.", field="user"
+        ) from None
+
+
+def _lead_count(team: Team) -> int:
+    return Membership.objects.filter(team=team, role=Role.LEAD).count()
+
+
+@transaction.atomic
+def membership_grant(*, actor, team: Team, user, role: str) -> Membership:
+    """Add `user` to `team` with `role` (leads of the team or above)."""
+    permissions.require_manage_team(actor, team, "add members to this team")
+    if team.archived:
+        raise ValidationError(f"{team.name} is archived: restore it before adding members.")
+    if role not in Role.values:
+        raise ValidationError(
+            f"Unknown role '{role}'. Choose one of: {', '.join(Role.values)}.", field="role"
+        )
+    if not user.is_active:
+        raise ValidationError(f"{user.get_username()} is deactivated.", field="user")
+    existing = Membership.objects.filter(team=team, user=user).first()
+    if existing:
+        raise ValidationError(
+            f"{user.get_username()} is already a member of {team.name} "
+            f"({existing.get_role_display()}); change their role instead.",
+            field="user",
+        )
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(team=team, user=user, role=role)
+    except IntegrityError:
+        raise ValidationError(
+            f"{user.get_username()} is already a member of {team.name}.", field="user"
+        ) from None
+    permissions.sync_user_groups(user)
+    audit_record(
+        actor=actor,
+        verb="membership.granted",
+        target=membership,
+        after={"user": user.get_username(), "team": team.slug, "role": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_change_role(*, actor, membership: Membership, role: str) -> Membership:
+    """Give a member another role in the same team."""
+    membership = (
+        Membership.objects.select_for_update().select_related("team", "user").get(pk=membership.pk)
+    )
+    permissions.require_manage_team(actor, membership.team, "change roles in this team")
+    if role not in Role.values:
+        raise ValidationError(
+            f"Unknown role '{role}'. Choose one of: {', '.join(Role.values)}.", field="role"
+        )
+    if role == membership.role:
+        raise ValidationError(
+            f"{membership.user.get_username()} already has the role "
+            f"{membership.get_role_display()}.",
+            field="role",
+        )
+    _refuse_last_lead(actor=actor, membership=membership)
+    before = {"role": membership.role}
+    membership.role = role
+    membership.save(update_fields=["role"])
+    permissions.sync_user_groups(membership.user)
+    audit_record(
+        actor=actor,
+        verb="membership.role_changed",
+        target=membership,
+        before=before,
+        after={"role": role},
+    )
+    return membership
+
+
+def _refuse_last_lead(*, actor, membership: Membership) -> None:
+    if (
+        membership.role == Role.LEAD
+        and _lead_count(membership.team) == 1
+        and not actor.is_superuser
+    ):
+        raise ValidationError(
+            f"{membership.user.get_username()} is the last lead of {membership.team.name}: "
+            "make someone else lead first."
+        )
+
+
+def accountable_held(membership: Membership) -> list[Responsibility]:
+    """The A responsibilities a member holds in their team (they need a decision on removal)."""
+    return list(
+        Responsibility.objects.filter(
+            team_id=membership.team_id, user_id=membership.user_id, kind=RaciKind.ACCOUNTABLE
+        )
+        .prefetch_related("subject")
+        .select_related("team")
+    )
+
+
+@transaction.atomic
+def membership_revoke(
+    *, actor, membership: Membership, successors: dict[int, object] | None = None
+) -> None:
+    """Remove a member. Each subject they are accountable for needs a decision first:
+    `successors[responsibility_id]` is the new accountable member, or None to leave the subject
+    without one (a reported gap; the team's leads are notified).
+    """
+    membership = (
+        Membership.objects.select_for_update().select_related("team", "user").get(pk=membership.pk)
+    )
+    team, user = membership.team, membership.user
+    permissions.require_manage_team(actor, team, "remove members from this team")
+    _refuse_last_lead(actor=actor, membership=membership)
+    successors = successors or {}
+    held = accountable_held(membership)
+    undecided = [r for r in held if r.id not in successors]
+    if undecided:
+        raise ConflictError(
+            f"{user.get_username()} is accountable for "
+            f"{', '.join(r.subject_label for r in undecided)}: "
+            "name a successor for each, or leave it explicitly without one.",
+            extra={"undecided": [r.id for r in undecided]},
+        )
+    gaps = []
+    for responsibility in held:
+        successor = successors[responsibility.id]
+        if successor is None:
+            gaps.append(responsibility.subject_label)
+            _responsibility_delete(
+                actor=actor, responsibility=responsibility, reason="accountable member removed"
+            )
+        else:
+            _accountable_hand_over(
+                actor=actor, responsibility=responsibility, successor=successor, leaving=user
+            )
+    for other in Responsibility.objects.filter(team=team, user=user).exclude(
+        kind=RaciKind.ACCOUNTABLE
+    ):
+        _responsibility_delete(actor=actor, responsibility=other, reason="member removed")
+    before = {"user": user.get_username(), "team": team.slug, "role": membership.role}
+    audit_record(actor=actor, verb="membership.revoked", target=membership, before=before)
+    membership.delete()
+    _drop_responsibilities_outside_org(actor=actor, user=user, team=team)
+    permissions.sync_user_groups(user)
+    if gaps:
+        _notify_leads_of_gaps(team=team, gaps=gaps, removed=user, actor=actor)
+
+
+def _accountable_hand_over(*, actor, responsibility: Responsibility, successor, leaving) -> None:
+    if successor.pk == leaving.pk:
+        raise ValidationError("The successor must be someone other than the member being removed.")
+    if not Membership.objects.filter(team_id=responsibility.team_id, user=successor).exists():
+        raise ValidationError(
+            f"{successor.get_username()} is not a member of {responsibility.team.name}: "
+            "the accountable person must belong to the owning team."
+        )
+    Responsibility.objects.filter(
+        team_id=responsibility.team_id,
+        user=successor,
+        kind=RaciKind.ACCOUNTABLE,
+        subject_type_id=responsibility.subject_type_id,
+        subject_id=responsibility.subject_id,
+        area=responsibility.area,
+    ).exclude(pk=responsibility.pk).delete()
+    before = {"user": leaving.get_username()}
+    responsibility.user = successor
+    responsibility.save(update_fields=["user"])
+    audit_record(
+        actor=actor,
+        verb="responsibility.reassigned",
+        target=responsibility,
+        before=before,
+        after={"user": successor.get_username()},
+    )
+
+
+def _drop_responsibilities_outside_org(*, actor, user, team: Team) -> None:
+    """R/C/I held on subjects of an organization the user no longer belongs to."""
+    tree = permissions.teams_by_id()
+    root = permissions.root_id_of(team.id, tree)
+    still_in_org = any(
+        permissions.root_id_of(tid, tree) == root
+        for tid in Membership.objects.filter(user=user).values_list("team_id", flat=True)
+    )
+    if still_in_org:
+        return
+    org_team_ids = [tid for tid in tree if permissions.root_id_of(tid, tree) == root]
+    for responsibility in Responsibility.objects.filter(user=user, team_id__in=org_team_ids):
+        _responsibility_delete(
+            actor=actor, responsibility=responsibility, reason="left the organization"
+        )
+
+
+def _notify_leads_of_gaps(*, team: Team, gaps: list[str], removed, actor) -> None:
+    leads = User.objects.filter(memberships__team=team, memberships__role=Role.LEAD, is_active=True)
+    for lead in leads:
+        notification_send(
+            recipient=lead,
+            subject=f"{team.name}: no accountable person for {len(gaps)} subject(s)",
+            body=(
+                f"{actor.get_username()} removed {removed.get_username()} from {team.name} and "
+                f"left these without an accountable person: {', '.join(gaps)}. "
+                "Assign one on the team page."
+            ),
+            link=f"/teams/{team.slug}/",
+        )
+
+
+# --- responsibilities --------------------------------------------------------------------------
+
+
+def _responsibility_state(r: Responsibility) -> dict:
+    return {
+        "user": r.user.get_username(),
+        "kind": r.kind,
+        "team": r.team.slug,
+        "subject": f"{r.subject_type_id}:{r.subject_id}" if r.subject_id else None,
+        "area": r.area,
+        "note": r.note,
+    }
+
+
+@transaction.atomic
+def responsibility_assign(
+    *,
+    actor,
+    user,
+    kind: str,
+    subject=None,
+    team: Team | None = None,
+    area: str = "",
+    note: str = "",
+    replace: bool = False,
+) -> Responsibility:
+    """Give `user` an R/A/C/I on a governed subject (its owning team's) or on an area of `team`.
+
+    At most one A per subject/area, and the A is a member of the owning team. With
+    `replace=True` an existing A is handed over to `user` instead of refused.
+    """
+    area = (area or "").strip()
+    if (subject is None) == (not area):
+        raise ValidationError(
+            "Choose either a governed subject or a named area (exactly one).", field="subject"
+        )
+    if subject is not None:
+        if not subjects.is_governed(type(subject)):
+            raise ValidationError(
+                f"{type(subject).__name__} is not a governed subject type.", field="subject"
+            )
+        team = subject.owning_team
+    if team is None:
+        raise ValidationError("An area belongs to a team: choose the team.", field="team")
+    permissions.require_manage_team(actor, team, "assign responsibilities in this team")
+    if kind not in RaciKind.values:
+        raise ValidationError(
+            f"Unknown RACI kind '{kind}'. Choose one of R, A, C, I.", field="kind"
+        )
+    _check_holder(user=user, kind=kind, team=team)
+    where = _subject_filter(subject=subject, team=team, area=area)
+    if Responsibility.objects.filter(user=user, kind=kind, **where).exists():
+        raise ValidationError(
+            f"{user.get_username()} already holds {kind} on {subject or area}.", field="user"
+        )
+    if kind == RaciKind.ACCOUNTABLE:
+        current = (
+            Responsibility.objects.select_for_update()
+            .filter(kind=kind, **where)
+            .select_related("user", "team")
+            .first()
+        )
+        if current and not replace:
+            raise ValidationError(
+                f"{current.user.get_username()} is already accountable for {subject or area}: "
+                "there is at most one accountable person. "
+                "Replace them or remove that assignment first.",
+                field="kind",
+            )
+        if current:
+            _accountable_hand_over(
+                actor=actor, responsibility=current, successor=user, leaving=current.user
+            )
+            return current
+    responsibility = Responsibility(team=team, user=user, kind=kind, area=area, note=note.strip())
+    if subject is not None:
+        responsibility.subject = subject
+    _full_clean(responsibility, exclude=["subject_type", "subject_id"])
+    try:
+        with transaction.atomic():
+            responsibility.save()
+    except IntegrityError:
+        raise ValidationError(
+            "Someone changed these responsibilities at the same time; reload and try again."
+        ) from None
+    audit_record(
+        actor=actor,
+        verb="responsibility.assigned",
+        target=responsibility,
+        after=_responsibility_state(responsibility),
+    )
+    return responsibility
+
+
+def _subject_filter(*, subject, team: Team, area: str) -> dict:
+    if subject is not None:
+        from django.contrib.contenttypes.models import ContentType
+
+        return {
+            "subject_type": ContentType.objects.get_for_model(subject),
+            "subject_id": subject.pk,
+        }
+    return {"team": team, "area": area, "subject_type__isnull": True}
+
+
+def _check_holder(*, user, kind: str, team: Team) -> None:
+    if not user.is_active:
+        raise ValidationError(f"{user.get_username()} is deactivated.", field="user")
+    if kind == RaciKind.ACCOUNTABLE:
+        if not Membership.objects.filter(team=team, user=user).exists():
+            raise ValidationError(
+                f"{user.get_username()} is not a member of {team.name}: "
+                "the accountable person must belong to the owning team.",
+                field="user",
+            )
+        return
+    tree = permissions.teams_by_id()
+    root = permissions.root_id_of(team.id, tree)
+    member_roots = {
+        permissions.root_id_of(tid, tree)
+        for tid in Membership.objects.filter(user=user).values_list("team_id", flat=True)
+    }
+    if root not in member_roots:
+        raise ValidationError(
+            f"{user.get_username()} is not a member of this organization.", field="user"
+        )
+
+
+@transaction.atomic
+def responsibility_remove(*, actor, responsibility: Responsibility) -> None:
+    """Remove an assignment; removing the A leaves the subject as a reported gap."""
+    responsibility = (
+        Responsibility.objects.select_for_update()
+        .select_related("team", "user")
+        .get(pk=responsibility.pk)
+    )
+    permissions.require_manage_team(
+        actor, responsibility.team, "remove responsibilities in this team"
+    )
+    _responsibility_delete(actor=actor, responsibility=responsibility, reason="removed by a lead")
+
+
+def _responsibility_delete(*, actor, responsibility: Responsibility, reason: str) -> None:
+    before = _responsibility_state(responsibility)
+    audit_record(
+        actor=actor,
+        verb="responsibility.removed",
+        target=responsibility,
+        before=before,
+        after={"reason": reason},
+    )
+    responsibility.delete()
+
+
+# --- notifications -----------------------------------------------------------------------------
+
+
+def notification_send(*, recipient, subject: str, body: str = "", link: str = "") -> Notification:
+    """An in-app notification; its e-mail copy is sent by a worker after commit."""
+    from teams.tasks import notification_email_send_task
+
+    notification = Notification.objects.create(
+        recipient=recipient, subject=subject[:200], body=body, link=link
+    )
+    transaction.on_commit(partial(notification_email_send_task.delay, notification.id))
+    return notification
+
+
+def notification_email_send(*, notification_id: int) -> bool:
+    """Send the e-mail copy once (idempotent: `emailed_at` guards redelivery)."""
+    from django.conf import settings
+    from django.core.mail import send_mail
+
+    with transaction.atomic():
+        notification = (
+            Notification.objects.select_for_update()
+            .select_related("recipient")
+            .filter(pk=notification_id)
+            .first()
+        )
+        if notification is None or notification.emailed_at is not None:
+            return False
+        if notification.recipient.email:
+            link = f"{settings.STEWARD_BASE_URL}{notification.link}" if notification.link else ""
+            send_mail(
+                subject=f"[Steward] {notification.subject}",
+                message=f"{notification.body}\n\n{link}".strip(),
+                from_email=None,
+                recipient_list=[notification.recipient.email],
+            )
+        notification.emailed_at = timezone.now()
+        notification.save(update_fields=["emailed_at"])
+        audit_record(
+            actor=None,
+            verb="notification.emailed",
+            target=notification,
+            after={"to": notification.recipient.email or "(no address)"},
+        )
+    return True
+
+
+def notifications_deliver_pending(*, older_than_seconds: int = 120) -> int:
+    """Send e-mail copies that were missed (e.g. the broker was down at commit time)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    pending = Notification.objects.filter(emailed_at__isnull=True, created_at__lt=cutoff)
+    sent = 0
+    for notification_id in pending.values_list("id", flat=True)[:500]:
+        sent += notification_email_send(notification_id=notification_id)
+    return sent
+
+
+@transaction.atomic
+def notification_mark_read(*, actor, notification: Notification) -> Notification:
+    """Mark one of the actor's own notifications as read."""
+    if notification.recipient_id != actor.pk:
+        raise NotFoundError("Notification not found.")
+    if notification.read_at is None:
+        notification.read_at = timezone.now()
+        notification.save(update_fields=["read_at"])
+        audit_record(actor=actor, verb="notification.read", target=notification)
+    return notification

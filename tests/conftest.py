@@ -1,0 +1,193 @@
+"""Shared fixtures: a small organization built through the services, API clients, and a real
+Celery worker process for integration tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import PASSWORD, UserFactory
+
+ROLES = ["lead", "steward", "engineer", "ops", "viewer"]
+
+
+@dataclass
+class Org:
+    """acme (root, lead: acme.lead)
+    ├── alpha (one member per role: alpha.<role>)   <- "own team" of the alpha.* users
+    │   └── alpha-sub (lead: sub.lead, viewer: sub.viewer)   <- "sub-team"
+    └── beta (lead: beta.lead, steward: beta.steward)       <- "other team"
+    plus `admin` (superuser), `outsider` (no membership) and an asset owned by alpha."""
+
+    admin: object
+    root: object
+    alpha: object
+    sub: object
+    beta: object
+    users: dict = field(default_factory=dict)
+    asset: object = None
+
+    def user(self, name):
+        return self.users[name]
+
+
+def build_org() -> Org:
+    from governance.services import dataasset_create
+    from teams import services
+
+    admin = UserFactory(username="admin", is_superuser=True, is_staff=True)
+    root = services.team_create(actor=admin, name="Acme", slug="acme", parent=None)
+    alpha = services.team_create(actor=admin, name="Alpha", slug="alpha", parent=root)
+    sub = services.team_create(actor=admin, name="Alpha Sub", slug="alpha-sub", parent=alpha)
+    beta = services.team_create(actor=admin, name="Beta", slug="beta", parent=root)
+    org = Org(admin=admin, root=root, alpha=alpha, sub=sub, beta=beta)
+    org.users["admin"] = admin
+    placements = [("acme.lead", root, "lead")]
+    placements += [(f"alpha.{role}", alpha, role) for role in ROLES]
+    placements += [("sub.lead", sub, "lead"), ("sub.viewer", sub, "viewer")]
+    placements += [("beta.lead", beta, "lead"), ("beta.steward", beta, "steward")]
+    for username, team, role in placements:
+        user = UserFactory(username=username)
+        services.membership_grant(actor=admin, team=team, user=user, role=role)
+        org.users[username] = user
+    org.users["outsider"] = UserFactory(username="outsider")
+    org.users["newcomer"] = UserFactory(username="newcomer")
+    org.asset = dataasset_create(
+        actor=admin, name="Catalog", slug="catalog", kind="product_catalog", owning_team=alpha
+    )
+    return org
+
+
+@pytest.fixture
+def org(db) -> Org:
+    return build_org()
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+def api_as(user) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+def login(client, user):
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+# --- a real Celery worker ------------------------------------------------------------------------
+
+
+def _worker_database_url() -> str:
+    from django.db import connection
+
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    host, port = s.get("HOST") or "127.0.0.1", s.get("PORT") or 5432
+    user = s.get("USER") or "postgres"
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{host}:{port}/{s['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A separate `celery worker` process on the configured broker and the test database."""
+    from django.conf import settings
+
+    log_dir = tmp_path_factory.mktemp("worker")
+    mail_dir = log_dir / "mail"
+    with django_db_blocker.unblock():
+        database_url = _worker_database_url()
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url,
+        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
+        EMAIL_FILE_PATH=str(mail_dir),
+        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        PYTHONUNBUFFERED="1",
+    )
+    log_path = log_dir / "worker.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed at teardown
+    name = f"test-{uuid.uuid4().hex[:8]}@%h"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "default,clean,train,index",
+            "--pool",
+            "solo",
+            "-n",
+            name,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "INFO",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 90
+    while "ready." not in log_path.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"Celery worker did not start:\n{log_path.read_text()[-4000:]}")
+        time.sleep(0.2)
+    yield WorkerHandle(
+        proc=proc,
+        log_path=log_path,
+        mail_dir=mail_dir,
+        broker=settings.CELERY_BROKER_URL,
+        database_url=database_url,
+    )
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@dataclass
+class WorkerHandle:
+    proc: subprocess.Popen
+    log_path: Path
+    mail_dir: Path
+    broker: str
+    database_url: str
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2):
+    """Poll `predicate` until it returns something truthy; fail with the last value on timeout."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
