@@ -41,7 +41,7 @@ PY
   sleep 0.5
 done
 
-$BIN/python manage.py shell -c "
+$BIN/python manage.py shell -v0 -c "
 from teams.demo import demo_logins, DEMO_PASSWORD
 print('Demo logins (password for all: %s):' % DEMO_PASSWORD)
 for r in demo_logins(): print('  %-22s %-9s %s' % (r['username'], r['role'], r['team']))

@@ -24,6 +24,14 @@ run_pass() {  # name, then pytest arguments
   $BIN/pytest "$@"
 }
 
+echo "==> browser"
+if browser_reason="$(bash scripts/install_browser.sh)"; then
+  echo "Chromium: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+else
+  export STEWARD_BROWSER_UNAVAILABLE="$browser_reason"
+  echo "Browser tests will skip: $browser_reason"
+fi
+
 echo "==> ruff"
 $BIN/ruff check . || exit 1
 

@@ -3,7 +3,14 @@ that every state change is permission-checked and audited; the admin is read-onl
 
 from django.contrib import admin
 
-from teams.models import Membership, Notification, Responsibility, Team
+from teams.models import (
+    Membership,
+    Notification,
+    Responsibility,
+    Team,
+    TeamGroupObjectPermission,
+    TeamUserObjectPermission,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -58,3 +65,19 @@ class NotificationAdmin(ReadOnlyAdmin):
     list_display = ["recipient", "subject", "created_at", "read_at", "emailed_at"]
     search_fields = ["recipient__username", "subject"]
     list_select_related = ["recipient"]
+
+
+@admin.register(TeamGroupObjectPermission)
+class TeamGroupObjectPermissionAdmin(ReadOnlyAdmin):
+    """The object grants services derive from the org (never edited by hand)."""
+
+    list_display = ["group", "permission", "content_object"]
+    list_filter = ["permission"]
+    search_fields = ["group__name", "content_object__name"]
+    list_select_related = ["group", "permission", "content_object"]
+
+
+@admin.register(TeamUserObjectPermission)
+class TeamUserObjectPermissionAdmin(ReadOnlyAdmin):
+    list_display = ["user", "permission", "content_object"]
+    list_select_related = ["user", "permission", "content_object"]
