@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import LoginView
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -21,7 +22,7 @@ from teams.forms import (
     TeamCreateForm,
     TeamEditForm,
 )
-from teams.models import Notification
+from teams.models import Notification, Team
 from teams.permissions import MANAGE_TEAM, TeamPermissionMixin, subtree_ids, teams_with_perm
 
 User = get_user_model()
@@ -149,8 +150,14 @@ class TeamEditView(_TeamFormView):
     def build_form(self, data=None):
         parents = None
         if self.team.parent_id:
-            managed = teams_with_perm(self.request.user, MANAGE_TEAM)
-            parents = managed.exclude(pk__in=subtree_ids(self.team)).filter(archived=False)
+            # The current parent, plus any active team the user manages outside this subtree.
+            movable = (
+                teams_with_perm(self.request.user, MANAGE_TEAM)
+                .exclude(pk__in=subtree_ids(self.team))
+                .filter(archived=False)
+                .values("pk")
+            )
+            parents = Team.objects.filter(Q(pk=self.team.parent_id) | Q(pk__in=movable))
         initial = {
             "name": self.team.name,
             "description": self.team.description,
