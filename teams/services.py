@@ -65,10 +65,24 @@ def _check_parent(*, team: Team | None, parent: Team) -> None:
             "that would make a cycle.",
             field="parent",
         )
-    if len(chain) >= MAX_TEAM_DEPTH:
+    height = _subtree_height(team.id, tree) if team is not None else 0
+    if len(chain) + 1 + height > MAX_TEAM_DEPTH:
         raise ValidationError(
             f"The team tree may be at most {MAX_TEAM_DEPTH} levels deep.", field="parent"
         )
+
+
+def _subtree_height(team_id: int, tree: dict) -> int:
+    """Levels below `team_id` (0 for a team without sub-teams)."""
+    children: dict[int, list[int]] = {}
+    for tid, (parent, _slug) in tree.items():
+        if parent is not None:
+            children.setdefault(parent, []).append(tid)
+    height, level = 0, children.get(team_id, [])
+    while level:
+        height += 1
+        level = [child for tid in level for child in children.get(tid, [])]
+    return height
 
 
 @transaction.atomic
@@ -82,6 +96,8 @@ def team_create(
                 "Only site admins can create a new organization (a team without a parent)."
             )
     else:
+        # Re-read under a lock: an archive happening at the same time must be seen.
+        parent = Team.objects.select_for_update().get(pk=parent.pk)
         permissions.require_manage_team(actor, parent, "create a sub-team here")
         _check_parent(team=None, parent=parent)
     slug = slug or slugify(name)[:60]
@@ -171,6 +187,7 @@ def _lead_count(team: Team) -> int:
 @transaction.atomic
 def membership_grant(*, actor, team: Team, user, role: str) -> Membership:
     """Add `user` to `team` with `role` (leads of the team or above)."""
+    team = Team.objects.select_for_update().get(pk=team.pk)
     permissions.require_manage_team(actor, team, "add members to this team")
     if team.archived:
         raise ValidationError(f"{team.name} is archived: restore it before adding members.")
@@ -208,7 +225,9 @@ def membership_grant(*, actor, team: Team, user, role: str) -> Membership:
 def membership_change_role(*, actor, membership: Membership, role: str) -> Membership:
     """Give a member another role in the same team."""
     membership = (
-        Membership.objects.select_for_update().select_related("team", "user").get(pk=membership.pk)
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("team", "user")
+        .get(pk=membership.pk)
     )
     permissions.require_manage_team(actor, membership.team, "change roles in this team")
     if role not in Role.values:
@@ -268,7 +287,9 @@ def membership_revoke(
     without one (a reported gap; the team's leads are notified).
     """
     membership = (
-        Membership.objects.select_for_update().select_related("team", "user").get(pk=membership.pk)
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("team", "user")
+        .get(pk=membership.pk)
     )
     team, user = membership.team, membership.user
     permissions.require_manage_team(actor, team, "remove members from this team")
@@ -311,6 +332,10 @@ def membership_revoke(
 def _accountable_hand_over(*, actor, responsibility: Responsibility, successor, leaving) -> None:
     if successor.pk == leaving.pk:
         raise ValidationError("The successor must be someone other than the member being removed.")
+    if not successor.is_active:
+        raise ValidationError(
+            f"{successor.get_username()} is deactivated: choose an active member."
+        )
     if not Membership.objects.filter(team_id=responsibility.team_id, user=successor).exists():
         raise ValidationError(
             f"{successor.get_username()} is not a member of {responsibility.team.name}: "
@@ -500,7 +525,7 @@ def _check_holder(*, user, kind: str, team: Team) -> None:
 def responsibility_remove(*, actor, responsibility: Responsibility) -> None:
     """Remove an assignment; removing the A leaves the subject as a reported gap."""
     responsibility = (
-        Responsibility.objects.select_for_update()
+        Responsibility.objects.select_for_update(of=("self",))
         .select_related("team", "user")
         .get(pk=responsibility.pk)
     )
@@ -543,7 +568,7 @@ def notification_email_send(*, notification_id: int) -> bool:
 
     with transaction.atomic():
         notification = (
-            Notification.objects.select_for_update()
+            Notification.objects.select_for_update(of=("self",))
             .select_related("recipient")
             .filter(pk=notification_id)
             .first()

@@ -19,6 +19,13 @@ from tests.factories import PASSWORD, UserFactory
 ROLES = ["lead", "steward", "engineer", "ops", "viewer"]
 
 
+def pytest_configure(config):
+    from django.conf import settings
+
+    # Tests log in many users; the production hasher's cost is not what they test.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @dataclass
 class Org:
     """acme (root, lead: acme.lead)
