@@ -4,6 +4,7 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import task_prerun
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -17,7 +18,7 @@ app.conf.update(
     task_queues=[Queue(name) for name in QUEUES],
     task_default_queue="default",
     task_routes={
-        "governance.profile_*": {"queue": "clean"},
+        "governance.profile_dataset_version": {"queue": "clean"},
         "recsys.clean_*": {"queue": "clean"},
         "recsys.train_*": {"queue": "train"},
         "recsys.index_*": {"queue": "index"},
@@ -46,6 +47,14 @@ app.conf.beat_schedule = {
         "task": "governance.audit_verify_chain",
         "schedule": crontab(minute=7),
     },
+    "sla-evaluate-every-15-minutes": {
+        "task": "governance.slas_evaluate_all",
+        "schedule": crontab(minute="*/15"),
+    },
+    "profile-pending-sweep": {
+        "task": "governance.profile_pending_sweep",
+        "schedule": 300.0,
+    },
     "notifications-deliver-pending": {
         "task": "teams.notifications_deliver_pending",
         "schedule": 300.0,
@@ -53,3 +62,12 @@ app.conf.beat_schedule = {
 }
 
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+def _forget_cached_content_types(**_kwargs) -> None:
+    """A long-lived worker must not act on content-type ids cached before a database was
+    flushed or migrated under it; the cache refills with one query per type."""
+    from django.contrib.contenttypes.models import ContentType
+
+    ContentType.objects.clear_cache()

@@ -190,6 +190,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RaciKindEnum": "teams.choices.RaciKind",
+        "AssetKindEnum": "governance.choices.AssetKind",
+        "ApprovalKindEnum": "governance.choices.ApprovalKind",
+    },
 }
 
 LOGGING = {

@@ -16,6 +16,7 @@ from teams.views import (
 
 api_v1 = [
     path("", include("teams.api.urls")),
+    path("", include("governance.api.urls")),
 ]
 
 urlpatterns = [
@@ -24,6 +25,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("teams/", include("teams.urls")),
+    path("governance/", include("governance.urls")),
     path("me/responsibilities/", MyResponsibilitiesView.as_view(), name="my_responsibilities"),
     path("me/notifications/", NotificationListView.as_view(), name="notifications"),
     path(

@@ -32,6 +32,8 @@ class Team(models.Model):
         ordering = ["name"]
         permissions = [
             ("manage_team", "Manage the team: members, roles, responsibilities, sub-teams"),
+            ("upload_data_team", "Upload dataset versions of the team's data assets"),
+            ("steward_data_team", "Edit the team's data assets and SLAs; handle their incidents"),
         ]
         constraints = [
             models.CheckConstraint(condition=~Q(parent=models.F("id")), name="team_not_own_parent"),

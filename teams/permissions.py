@@ -5,8 +5,12 @@ team's tree) one group of everyone who belongs to it (`org:<root slug>`). Servic
 membership and the guardian object grants in line with the org:
 
 * view_team on a team   -> the org group of its tree (members of the organization see it);
-* manage_team on a team -> the lead group of the team and of every ancestor team
+* the role permissions of ROLE_PERMISSIONS on a team -> that role's group of the team;
+* every permission of a lead on a team -> the lead group of every ancestor team
   (a lead manages their team and its sub-teams only).
+
+Permissions on a team's objects (its data assets, later its pipelines) are these team
+permissions of the owning team.
 
 Site admins (superusers) may do everything. Only services call the grant helpers.
 """
@@ -27,6 +31,19 @@ from teams.models import Membership, Team, TeamGroupObjectPermission
 
 VIEW_TEAM = "teams.view_team"
 MANAGE_TEAM = "teams.manage_team"
+UPLOAD_DATA = "teams.upload_data_team"
+STEWARD_DATA = "teams.steward_data_team"
+
+# What each role may do on its own team (codenames of Team permissions). Leads of ancestor
+# teams get the lead's set on every team below them.
+ROLE_PERMISSIONS: dict[str, set[str]] = {
+    Role.LEAD: {"manage_team", "upload_data_team", "steward_data_team"},
+    Role.STEWARD: {"upload_data_team", "steward_data_team"},
+    Role.ENGINEER: {"upload_data_team"},
+    Role.OPS: set(),
+    Role.VIEWER: set(),
+}
+_GRANTED_CODENAMES = {"view_team"} | set().union(*ROLE_PERMISSIONS.values())
 
 
 # --- group names -----------------------------------------------------------------------
@@ -85,34 +102,29 @@ def sync_team_grants(team_ids: Iterable[int] | None = None) -> None:
     targets = set(tree) if team_ids is None else set(team_ids) & set(tree)
     if not targets:
         return
-    view = Permission.objects.get(content_type__app_label="teams", codename="view_team")
-    manage = Permission.objects.get(content_type__app_label="teams", codename="manage_team")
-    needed_names: dict[tuple[int, str], str] = {}
+    perms = dict(
+        Permission.objects.filter(
+            content_type__app_label="teams", codename__in=_GRANTED_CODENAMES
+        ).values_list("codename", "id")
+    )
+    wanted: set[tuple[str, str, int]] = set()  # (group name, codename, team id)
     for tid in targets:
         chain = _ancestry(tid, parent_of)
-        root_slug = tree[chain[-1]][1]
-        needed_names[(tid, "view")] = GROUP_ORG.format(root_slug=root_slug)
-        for ancestor in chain:
-            needed_names[(tid, f"lead:{ancestor}")] = GROUP_TEAM_ROLE.format(
-                slug=tree[ancestor][1], role=Role.LEAD
-            )
+        wanted.add((GROUP_ORG.format(root_slug=tree[chain[-1]][1]), "view_team", tid))
+        for role, codenames in ROLE_PERMISSIONS.items():
+            group = GROUP_TEAM_ROLE.format(slug=tree[tid][1], role=role)
+            wanted.update((group, codename, tid) for codename in codenames)
+        for ancestor in chain[1:]:
+            group = GROUP_TEAM_ROLE.format(slug=tree[ancestor][1], role=Role.LEAD)
+            wanted.update((group, codename, tid) for codename in ROLE_PERMISSIONS[Role.LEAD])
     group_ids = dict(
-        Group.objects.filter(name__in=set(needed_names.values())).values_list("name", "id")
+        Group.objects.filter(name__in={g for g, _c, _t in wanted}).values_list("name", "id")
     )
-    expected = set()
-    for (tid, what), name in needed_names.items():
-        if name in group_ids:
-            perm = view if what == "view" else manage
-            expected.add((group_ids[name], perm.id, tid))
+    expected = {(group_ids[g], perms[c], t) for g, c, t in wanted if g in group_ids and c in perms}
     stored = TeamGroupObjectPermission.objects.filter(
-        content_object_id__in=targets, permission__in=[view, manage]
-    )
-    current = {
-        (g, p, t): pk
-        for pk, g, p, t in stored.values_list(
-            "id", "group_id", "permission_id", "content_object_id"
-        )
-    }
+        content_object_id__in=targets, permission_id__in=perms.values()
+    ).values_list("id", "group_id", "permission_id", "content_object_id")
+    current = {(g, p, t): pk for pk, g, p, t in stored}
     stale = [pk for key, pk in current.items() if key not in expected]
     if stale:
         TeamGroupObjectPermission.objects.filter(pk__in=stale).delete()

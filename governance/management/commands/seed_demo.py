@@ -120,11 +120,15 @@ class Command(BaseCommand):
             self._raci(
                 admin, users[username], kind, subject=subject, area=area, team=teams.get(team_slug)
             )
+        from governance.demo import seed_governance
+
+        uploaded = seed_governance(admin=admin, users={**users, "admin": admin})
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo organization ready: {Team.objects.count()} teams, "
                 f"{Membership.objects.count()} memberships, "
-                f"{Responsibility.objects.count()} responsibilities."
+                f"{Responsibility.objects.count()} responsibilities; "
+                f"{uploaded} demo dataset versions uploaded."
             )
         )
         if not options["quiet_logins"]:

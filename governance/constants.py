@@ -1,0 +1,9 @@
+"""Numbers of governance used in more than one place."""
+
+DEFAULT_APPROVER_ROLES = ["steward", "lead"]
+DEFAULT_QUORUM = 1
+MAX_UPLOAD_BYTES_DEFAULT = 1024**3  # 1 GiB; settings.STEWARD_MAX_UPLOAD_BYTES
+UPLOAD_CHUNK_BYTES = 1024 * 1024
+ESCALATION_LEVELS = 2  # 1: the owning team's leads, 2: the parent team's leads
+INBOX_PAGE_SIZE = 25
+AUDIT_PAGE_SIZE = 50

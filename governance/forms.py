@@ -1,0 +1,131 @@
+"""UI forms of governance: shape and per-field validation; services decide the rules."""
+
+import json
+
+from django import forms
+
+from governance.choices import Classification, Verdict
+from governance.constants import MAX_UPLOAD_BYTES_DEFAULT
+
+FORMAT_CHOICES = [
+    ("", "Detect from the file name"),
+    ("csv", "CSV"),
+    ("tsv", "TSV"),
+    ("jsonl", "JSON lines"),
+    ("json", "JSON array"),
+    ("parquet", "Parquet"),
+    ("chorus-products", "Chorus/Icecat products (zip of JSON arrays)"),
+    ("chorus-judgments", "Chorus judgments (query,product_id,grade)"),
+]
+
+
+class VersionUploadForm(forms.Form):
+    file = forms.FileField(
+        help_text="CSV, TSV, JSON lines, JSON array or Parquet; may be zipped or gzipped. "
+        f"At most {MAX_UPLOAD_BYTES_DEFAULT // 1024**2:,} MB unless configured otherwise."
+    )
+    format = forms.ChoiceField(choices=FORMAT_CHOICES, required=False)
+    note = forms.CharField(
+        max_length=500,
+        required=False,
+        label="What changed",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    submit = forms.BooleanField(
+        required=False, initial=True, label="Submit for approval once profiled"
+    )
+
+
+class DecisionForm(forms.Form):
+    verdict = forms.ChoiceField(choices=Verdict.choices, widget=forms.HiddenInput)
+    comment = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required when rejecting.",
+    )
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=300, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class NoteForm(forms.Form):
+    note = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+def _optional_rate(label):
+    return forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        label=label,
+        help_text="Between 0 and 1; empty: not checked.",
+    )
+
+
+class AssetSlaForm(forms.Form):
+    freshness_hours = forms.IntegerField(
+        required=False, min_value=1, help_text="Max hours since the newest approved version."
+    )
+    min_rows = forms.IntegerField(required=False, min_value=0)
+    max_null_rate = _optional_rate("Max null rate (any column)")
+    column_max_null_rates = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text='Per-column overrides as JSON, e.g. {"description": 0.5}.',
+    )
+    max_duplicate_rate = _optional_rate("Max duplicate rate on the key")
+    enforce_schema = forms.BooleanField(required=False, initial=True)
+    approval_latency_hours = forms.IntegerField(required=False, min_value=1)
+
+    def clean_column_max_null_rates(self):
+        raw = (self.cleaned_data.get("column_max_null_rates") or "").strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(
+                f"Not valid JSON: {exc.msg} (position {exc.pos})."
+            ) from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Give an object such as {"column": 0.1}.')
+        return value
+
+
+class AssetEditForm(forms.Form):
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    classification = forms.ChoiceField(choices=Classification.choices)
+    retention_days = forms.IntegerField(required=False, min_value=1)
+    schema_contract = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        help_text='JSON: {"columns": {"id": "string", "price": "float"}, "key": "id"}. '
+        "Types: string, integer, float, boolean, datetime.",
+    )
+
+    def clean_schema_contract(self):
+        raw = (self.cleaned_data.get("schema_contract") or "").strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(
+                f"Not valid JSON: {exc.msg} (position {exc.pos})."
+            ) from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Give an object such as {"columns": {...}, "key": "id"}.')
+        return value
+
+
+class AuditFilterForm(forms.Form):
+    actor = forms.CharField(required=False)
+    verb = forms.CharField(required=False, help_text="Prefix, e.g. approval.")
+    target = forms.CharField(required=False, label="Object")
+    since = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    until = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )

@@ -1,0 +1,287 @@
+"""Reads of governance, restricted to what the user may see, in constant queries."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from governance.choices import ApprovalState, IncidentStatus, ProfileStatus, VersionStatus
+from governance.models import (
+    ApprovalRequest,
+    AuditEvent,
+    DataAsset,
+    DatasetVersion,
+    Decision,
+    Incident,
+)
+from governance.sla import version_sla_results
+from teams import permissions as team_perms
+from teams.choices import RaciKind
+from teams.errors import NotFoundError
+from teams.models import Membership, Responsibility
+
+
+def _visible_teams(user):
+    return team_perms.teams_with_perm(user, team_perms.VIEW_TEAM)
+
+
+def assets_list_for_user(*, user, team_slug: str = "") -> QuerySet[DataAsset]:
+    """Assets of visible teams with their accountable person, open incidents and newest
+    approved version prefetched."""
+    qs = (
+        DataAsset.objects.filter(owning_team__in=_visible_teams(user))
+        .select_related("owning_team", "sla")
+        .annotate(
+            open_incidents=Count(
+                "incidents", filter=~Q(incidents__status=IncidentStatus.RESOLVED), distinct=True
+            ),
+        )
+        .prefetch_related(
+            Prefetch(
+                "responsibilities",
+                queryset=Responsibility.objects.filter(kind=RaciKind.ACCOUNTABLE).select_related(
+                    "user"
+                ),
+                to_attr="accountable_rows",
+            ),
+            Prefetch(
+                "versions",
+                queryset=DatasetVersion.objects.filter(status=VersionStatus.APPROVED).order_by(
+                    "-number"
+                ),
+                to_attr="approved_versions",
+            ),
+        )
+    )
+    if team_slug:
+        qs = qs.filter(owning_team__slug=team_slug)
+    return qs.order_by("name")
+
+
+def asset_get_for_user(*, user, slug: str) -> DataAsset:
+    asset = assets_list_for_user(user=user).filter(slug=slug).first()
+    if asset is None:
+        raise NotFoundError("Data asset not found.")
+    return asset
+
+
+def versions_list_for_user(*, user) -> QuerySet[DatasetVersion]:
+    return (
+        DatasetVersion.objects.filter(asset__owning_team__in=_visible_teams(user))
+        .select_related("asset", "asset__owning_team", "uploaded_by")
+        .order_by("-created_at", "-id")
+    )
+
+
+def version_get_for_user(*, user, pk: int) -> DatasetVersion:
+    version = versions_list_for_user(user=user).select_related("asset__sla").filter(pk=pk).first()
+    if version is None:
+        raise NotFoundError("Dataset version not found.")
+    return version
+
+
+def requests_for_subject(subject) -> list[ApprovalRequest]:
+    return list(
+        ApprovalRequest.objects.filter(
+            subject_type=ContentType.objects.get_for_model(subject), subject_id=subject.pk
+        )
+        .select_related("requester")
+        .prefetch_related(
+            "requirements__team",
+            Prefetch("decisions", queryset=Decision.objects.select_related("approver", "team")),
+        )
+        .order_by("-created_at")
+    )
+
+
+def _approver_filter(user) -> Q | None:
+    q = None
+    for team_id, role in Membership.objects.filter(user=user).values_list("team_id", "role"):
+        part = Q(requirements__team_id=team_id, requirements__approver_roles__contains=f",{role},")
+        q = part if q is None else q | part
+    return q
+
+
+def approval_inbox_for_user(*, user) -> QuerySet[ApprovalRequest]:
+    """Pending requests the user may decide (not their own, not yet decided by them), oldest
+    first, with the subject and its context prefetched."""
+    q = _approver_filter(user)
+    if q is None:
+        return ApprovalRequest.objects.none()
+    ids = (
+        ApprovalRequest.objects.filter(q, state=ApprovalState.PENDING)
+        .exclude(requester=user)
+        .exclude(decisions__approver=user)
+        .values("pk")
+    )
+    return _with_context(ApprovalRequest.objects.filter(pk__in=ids)).order_by("created_at", "id")
+
+
+def _with_context(qs: QuerySet[ApprovalRequest]) -> QuerySet[ApprovalRequest]:
+    return qs.select_related("requester", "subject_type").prefetch_related(
+        "requirements__team",
+        Prefetch("decisions", queryset=Decision.objects.select_related("approver", "team")),
+    )
+
+
+def attach_versions(requests: list[ApprovalRequest]) -> list[ApprovalRequest]:
+    """Load the dataset-version subjects (with asset and SLA) of a page of requests at once."""
+    version_ids = [r.subject_id for r in requests if r.kind == "dataset_version"]
+    versions = DatasetVersion.objects.select_related(
+        "asset", "asset__owning_team", "asset__sla", "uploaded_by"
+    ).in_bulk(version_ids)
+    for version in versions.values():
+        with_sla_now(version)
+    for request in requests:
+        request.version = (
+            versions.get(request.subject_id) if request.kind == "dataset_version" else None
+        )
+    return requests
+
+
+def with_sla_now(version: DatasetVersion) -> DatasetVersion:
+    """Attach the version's SLA results against the asset's SLA as it is set now (the stored
+    `sla_results` are those of profiling time). Needs asset and asset.sla loaded."""
+    version.sla_now = (
+        version_sla_results(version.asset, version.profile) if version.profile else None
+    )
+    return version
+
+
+def approvals_visible_to(*, user) -> QuerySet[ApprovalRequest]:
+    """Requests that need a team the user can see."""
+    ids = ApprovalRequest.objects.filter(requirements__team__in=_visible_teams(user)).values("pk")
+    return (
+        ApprovalRequest.objects.filter(pk__in=ids)
+        .select_related("requester", "subject_type")
+        .prefetch_related(
+            "requirements__team",
+            Prefetch("decisions", queryset=Decision.objects.select_related("approver", "team")),
+        )
+        .order_by("-created_at", "-id")
+    )
+
+
+def approval_get_for_user(*, user, pk: int) -> ApprovalRequest:
+    request = approvals_visible_to(user=user).filter(pk=pk).first()
+    if request is None:
+        raise NotFoundError("Approval request not found.")
+    return request
+
+
+def decisions_by_user(*, user) -> QuerySet[Decision]:
+    return (
+        Decision.objects.filter(approver=user)
+        .select_related("request", "request__requester", "team")
+        .order_by("-created_at", "-id")
+    )
+
+
+def incidents_for_user(*, user, team_slug: str = "", status: str = "") -> QuerySet[Incident]:
+    qs = Incident.objects.filter(asset__owning_team__in=_visible_teams(user)).select_related(
+        "asset", "asset__owning_team", "assigned_to", "version"
+    )
+    if team_slug:
+        qs = qs.filter(asset__owning_team__slug=team_slug)
+    if status == "unresolved":
+        qs = qs.exclude(status=IncidentStatus.RESOLVED)
+    elif status:
+        qs = qs.filter(status=status)
+    return qs.order_by("-opened_at", "-id")
+
+
+def incident_get_for_user(*, user, pk: int) -> Incident:
+    incident = incidents_for_user(user=user).prefetch_related("events__actor").filter(pk=pk).first()
+    if incident is None:
+        raise NotFoundError("Incident not found.")
+    return incident
+
+
+def sla_dashboard(*, user, team_slug: str = "") -> dict:
+    """Every visible asset's SLA status, open incidents, breach history and version metrics
+    for the charts, in a constant number of queries."""
+    assets = list(assets_list_for_user(user=user, team_slug=team_slug))
+    history = list(incidents_for_user(user=user, team_slug=team_slug)[:50])
+    versions = (
+        DatasetVersion.objects.filter(asset__in=assets, profile_status=ProfileStatus.SUCCEEDED)
+        .only("asset_id", "number", "created_at", "row_count", "profile", "status")
+        .order_by("number")
+    )
+    series: dict[int, list[dict]] = {}
+    for version in versions:
+        series.setdefault(version.asset_id, []).append(_version_point(version))
+    now = timezone.now()
+    rows = []
+    for asset in assets:
+        newest = asset.approved_versions[0] if asset.approved_versions else None
+        age_hours = (now - newest.created_at).total_seconds() / 3600 if newest else None
+        rows.append(
+            {
+                "asset": asset,
+                "newest": newest,
+                "age_hours": age_hours,
+                "accountable": asset.accountable_rows[0].user if asset.accountable_rows else None,
+                "series": series.get(asset.pk, []),
+            }
+        )
+    return {"rows": rows, "history": history}
+
+
+def _version_point(version: DatasetVersion) -> dict:
+    profile = version.profile or {}
+    columns = profile.get("columns", [])
+    key = profile.get("key") or {}
+    return {
+        "number": version.number,
+        "rows": version.row_count or 0,
+        "max_null_rate": max((c.get("null_rate", 0) for c in columns), default=0.0),
+        "duplicate_rate": key.get("duplicate_rate", 0.0),
+        "status": version.status,
+    }
+
+
+def versions_waiting_for_profile(*, older_than_minutes: int = 2) -> list[int]:
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    return list(
+        DatasetVersion.objects.filter(
+            profile_status=ProfileStatus.PENDING, created_at__lt=cutoff
+        ).values_list("pk", flat=True)
+    )
+
+
+def versions_stuck_profiling(*, older_than_minutes: int) -> list[int]:
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    return list(
+        DatasetVersion.objects.filter(
+            profile_status=ProfileStatus.RUNNING, profile_started_at__lt=cutoff
+        ).values_list("pk", flat=True)
+    )
+
+
+def audit_events(
+    *, actor: str = "", verb: str = "", target: str = "", since=None, until=None
+) -> QuerySet[AuditEvent]:
+    """The audit trail (site admins), filtered by actor, verb prefix, target text and time."""
+    qs = AuditEvent.objects.select_related("target_type").order_by("-id")
+    if actor:
+        qs = qs.filter(actor_repr__iexact=actor)
+    if verb:
+        qs = qs.filter(verb__startswith=verb)
+    if target:
+        qs = qs.filter(Q(target_repr__icontains=target) | Q(target_id=target))
+    if since:
+        qs = qs.filter(created_at__gte=since)
+    if until:
+        qs = qs.filter(created_at__lt=until)
+    return qs
+
+
+def has_pending_request(subject) -> bool:
+    return ApprovalRequest.objects.filter(
+        subject_type=ContentType.objects.get_for_model(subject),
+        subject_id=subject.pk,
+        state=ApprovalState.PENDING,
+    ).exists()

@@ -1,0 +1,54 @@
+"""The allowed state transitions of governed objects, and the one guard services call."""
+
+from governance.choices import ApprovalState, IncidentStatus, VersionStatus
+from teams.errors import ValidationError
+
+
+class InvalidTransitionError(ValidationError):
+    """The object is not in a state from which this change is allowed."""
+
+    status_code = 409
+
+
+VERSION_TRANSITIONS = {
+    VersionStatus.DRAFT: {VersionStatus.SUBMITTED},
+    VersionStatus.SUBMITTED: {VersionStatus.APPROVED, VersionStatus.REJECTED, VersionStatus.DRAFT},
+    VersionStatus.APPROVED: {VersionStatus.SUPERSEDED, VersionStatus.DEPRECATED},
+    VersionStatus.REJECTED: set(),
+    VersionStatus.SUPERSEDED: {VersionStatus.DEPRECATED},
+    VersionStatus.DEPRECATED: set(),
+}
+
+APPROVAL_TRANSITIONS = {
+    ApprovalState.PENDING: {
+        ApprovalState.APPROVED,
+        ApprovalState.REJECTED,
+        ApprovalState.EXPIRED,
+        ApprovalState.CANCELLED,
+    },
+    ApprovalState.APPROVED: set(),
+    ApprovalState.REJECTED: set(),
+    ApprovalState.EXPIRED: set(),
+    ApprovalState.CANCELLED: set(),
+}
+
+INCIDENT_TRANSITIONS = {
+    IncidentStatus.OPEN: {IncidentStatus.ACKNOWLEDGED, IncidentStatus.RESOLVED},
+    IncidentStatus.ACKNOWLEDGED: {IncidentStatus.RESOLVED},
+    IncidentStatus.RESOLVED: set(),
+}
+
+_TABLES = {
+    "version": VERSION_TRANSITIONS,
+    "approval": APPROVAL_TRANSITIONS,
+    "incident": INCIDENT_TRANSITIONS,
+}
+
+
+def assert_transition(machine: str, current: str, target: str, *, what: str = "") -> None:
+    """Raise InvalidTransitionError unless `current -> target` is in the machine's table."""
+    if target not in _TABLES[machine].get(current, set()):
+        label = what or machine
+        raise InvalidTransitionError(
+            f"{label.capitalize()} is {current}: it cannot become {target}."
+        )

@@ -1,0 +1,28 @@
+// Upload with a progress bar; without JavaScript the form posts normally.
+document.addEventListener("DOMContentLoaded", function () {
+  var form = document.getElementById("upload-form");
+  if (!form || !window.XMLHttpRequest || !window.FormData) return;
+  var bar = document.getElementById("upload-progress");
+  var label = document.getElementById("upload-progress-label");
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    bar.hidden = false;
+    xhr.upload.onprogress = function (e) {
+      if (!e.lengthComputable) return;
+      bar.value = Math.round((e.loaded / e.total) * 100);
+      label.textContent = "Uploading… " + bar.value + "% (" + Math.round(e.loaded / 1048576) + " of " + Math.round(e.total / 1048576) + " MB)";
+    };
+    xhr.onload = function () {
+      if (xhr.responseURL && xhr.responseURL !== form.action && xhr.status < 400) {
+        window.location.assign(xhr.responseURL);
+      } else {
+        document.open(); document.write(xhr.responseText); document.close();
+      }
+    };
+    xhr.onerror = function () { label.textContent = "The upload failed: the connection was interrupted. Nothing was stored; try again."; };
+    label.textContent = "Uploading…";
+    xhr.send(new FormData(form));
+  });
+});
