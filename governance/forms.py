@@ -129,3 +129,20 @@ class AuditFilterForm(forms.Form):
     until = forms.DateTimeField(
         required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
+
+
+class ApprovalPolicyForm(forms.Form):
+    kind = forms.CharField(widget=forms.HiddenInput)
+    approver_roles = forms.MultipleChoiceField(
+        choices=[
+            ("lead", "Lead"),
+            ("steward", "Data steward"),
+            ("engineer", "ML engineer"),
+            ("ops", "Ops"),
+        ],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    quorum = forms.IntegerField(min_value=1, max_value=20)
+    expiry_hours = forms.IntegerField(
+        min_value=1, required=False, help_text="Empty: requests never expire."
+    )

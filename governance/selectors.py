@@ -285,3 +285,14 @@ def has_pending_request(subject) -> bool:
         subject_id=subject.pk,
         state=ApprovalState.PENDING,
     ).exists()
+
+
+def policies_for_team(*, user, team_slug: str) -> tuple:
+    """(team, {kind: policy or None}) for a visible team; defaults apply where None."""
+    from governance.choices import ApprovalKind
+    from governance.models import ApprovalPolicy
+    from teams.selectors import team_get_for_user
+
+    team = team_get_for_user(user=user, slug=team_slug)
+    stored = {p.kind: p for p in ApprovalPolicy.objects.filter(team=team)}
+    return team, {kind: stored.get(kind) for kind in ApprovalKind.values}

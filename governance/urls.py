@@ -29,4 +29,5 @@ urlpatterns = [
         name="incident_ack",
     ),
     path("audit/", views.AuditLogView.as_view(), name="audit"),
+    path("teams/<slug:slug>/policies/", views.ApprovalPolicyView.as_view(), name="policies"),
 ]

@@ -15,9 +15,15 @@ from django.views.generic import TemplateView
 
 from governance import permissions, selectors, services
 from governance.charts import sparkline
-from governance.choices import ProfileStatus, VersionStatus
-from governance.constants import AUDIT_PAGE_SIZE, INBOX_PAGE_SIZE
+from governance.choices import ApprovalKind, ProfileStatus, VersionStatus
+from governance.constants import (
+    AUDIT_PAGE_SIZE,
+    DEFAULT_APPROVER_ROLES,
+    DEFAULT_QUORUM,
+    INBOX_PAGE_SIZE,
+)
 from governance.forms import (
+    ApprovalPolicyForm,
     AssetEditForm,
     AssetSlaForm,
     AuditFilterForm,
@@ -487,3 +493,76 @@ class AuditLogView(LoginRequiredMixin, TemplateView):
         response = StreamingHttpResponse(rows(), content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="steward-audit.csv"'
         return response
+
+
+class ApprovalPolicyView(LoginRequiredMixin, View):
+    """A team's approval policies, one form per kind of request; leads edit them."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return self.handle_no_permission()
+        try:
+            self.team, self.policies = selectors.policies_for_team(
+                user=request.user, team_slug=kwargs["slug"]
+            )
+        except NotFoundError as exc:
+            raise _not_found(exc) from exc
+        from teams.permissions import can_manage_team
+
+        self.can_manage = can_manage_team(request.user, self.team)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request, slug):
+        return self._render({})
+
+    def post(self, request, slug):
+        if not self.can_manage:
+            raise PermissionDenied(
+                "You cannot change the approval policies of this team: only a lead of "
+                f"{self.team.name} or of a team above it can."
+            )
+        form = ApprovalPolicyForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                services.approvalpolicy_set(
+                    actor=request.user,
+                    team=self.team,
+                    kind=data["kind"],
+                    approver_roles=data["approver_roles"],
+                    quorum=data["quorum"],
+                    expiry_hours=data["expiry_hours"],
+                )
+            except ApplicationError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                messages.success(
+                    request,
+                    f"Saved the {ApprovalKind(data['kind']).label.lower()} "
+                    f"policy of {self.team.name}.",
+                )
+                return redirect("governance:policies", slug=self.team.slug)
+        return self._render({request.POST.get("kind", ""): form}, status=400)
+
+    def _render(self, bound: dict, status=200):
+        rows = []
+        for kind, policy in self.policies.items():
+            initial = {
+                "kind": kind,
+                "approver_roles": policy.approver_roles if policy else DEFAULT_APPROVER_ROLES,
+                "quorum": policy.quorum if policy else DEFAULT_QUORUM,
+                "expiry_hours": policy.expiry_hours if policy else None,
+            }
+            rows.append(
+                {
+                    "kind": ApprovalKind(kind),
+                    "policy": policy,
+                    "form": bound.get(kind) or ApprovalPolicyForm(initial=initial),
+                }
+            )
+        return render(
+            self.request,
+            "governance/policies.html",
+            {"team": self.team, "rows": rows, "can_manage": self.can_manage},
+            status=status,
+        )

@@ -5,6 +5,7 @@ from rest_framework import serializers
 from governance.choices import AssetKind, Classification, Verdict
 from governance.forms import FORMAT_CHOICES
 from governance.models import (
+    ApprovalPolicy,
     ApprovalRequest,
     AssetSLA,
     AuditEvent,
@@ -257,3 +258,23 @@ class AuditEventOutputSerializer(serializers.ModelSerializer):
 
     def get_target_type(self, obj) -> str:  # select_related by the selector
         return f"{obj.target_type.app_label}.{obj.target_type.model}"
+
+
+class ApprovalPolicyOutputSerializer(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = ApprovalPolicy
+        fields = ["id", "team", "kind", "approver_roles", "quorum", "expiry_hours"]
+
+
+class ApprovalPolicySetInputSerializer(serializers.Serializer):
+    team = serializers.SlugField()
+    kind = serializers.ChoiceField(
+        choices=[k for k, _ in ApprovalPolicy._meta.get_field("kind").choices]
+    )
+    approver_roles = serializers.ListField(child=serializers.CharField(), allow_empty=False)
+    quorum = serializers.IntegerField(min_value=1)
+    expiry_hours = serializers.IntegerField(
+        min_value=1, required=False, allow_null=True, default=None
+    )

@@ -9,6 +9,8 @@ from rest_framework.response import Response
 
 from governance import selectors, services
 from governance.api.serializers import (
+    ApprovalPolicyOutputSerializer,
+    ApprovalPolicySetInputSerializer,
     ApprovalRequestOutputSerializer,
     AssetSLAInputSerializer,
     AssetSLASerializer,
@@ -260,3 +262,32 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             since=p.get("since"),
             until=p.get("until"),
         )
+
+
+class ApprovalPolicyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Stored approval policies of visible teams (filter: team); teams without one use the
+    default (stewards and leads, quorum 1, no expiry). POST sets one (leads)."""
+
+    serializer_class = ApprovalPolicyOutputSerializer
+
+    def get_queryset(self):
+        from governance.models import ApprovalPolicy
+        from teams import permissions as team_perms
+
+        visible = team_perms.teams_with_perm(self.request.user, team_perms.VIEW_TEAM)
+        qs = ApprovalPolicy.objects.filter(team__in=visible).select_related("team")
+        team = self.request.query_params.get("team")
+        return (qs.filter(team__slug=team) if team else qs).order_by("team__name", "kind")
+
+    @extend_schema(parameters=[OpenApiParameter("team", str)])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request=ApprovalPolicySetInputSerializer, responses={200: ApprovalPolicyOutputSerializer}
+    )
+    def create(self, request):
+        data = _valid(ApprovalPolicySetInputSerializer, request.data)
+        team = team_selectors.team_get_for_user(user=request.user, slug=data.pop("team"))
+        policy = services.approvalpolicy_set(actor=request.user, team=team, **data)
+        return Response(self.get_serializer(policy).data)

@@ -13,6 +13,7 @@ from governance.services.incidents import (
     sla_evaluate_asset,
     slas_evaluate_all,
 )
+from governance.services.policies import approvalpolicy_set
 from governance.services.versions import (
     dataset_version_deprecate,
     dataset_version_profile,
@@ -24,6 +25,7 @@ __all__ = [
     "approval_cancel",
     "approval_decide",
     "approval_request_open",
+    "approvalpolicy_set",
     "approvals_escalate_overdue",
     "approvals_expire_due",
     "assetsla_update",
