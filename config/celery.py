@@ -19,9 +19,7 @@ app.conf.update(
     task_default_queue="default",
     task_routes={
         "governance.profile_dataset_version": {"queue": "clean"},
-        "recsys.clean_*": {"queue": "clean"},
-        "recsys.train_*": {"queue": "train"},
-        "recsys.index_*": {"queue": "index"},
+        "recsys.run_execute": {"queue": "train"},
     },
     # Status lives in database rows, never in Celery results.
     task_ignore_result=True,
@@ -54,6 +52,10 @@ app.conf.beat_schedule = {
     "profile-pending-sweep": {
         "task": "governance.profile_pending_sweep",
         "schedule": 300.0,
+    },
+    "pipeline-runs-sweep": {
+        "task": "recsys.runs_sweep",
+        "schedule": 60.0,
     },
     "notifications-deliver-pending": {
         "task": "teams.notifications_deliver_pending",

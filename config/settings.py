@@ -194,6 +194,9 @@ SPECTACULAR_SETTINGS = {
         "RaciKindEnum": "teams.choices.RaciKind",
         "AssetKindEnum": "governance.choices.AssetKind",
         "ApprovalKindEnum": "governance.choices.ApprovalKind",
+        "ApprovalStateEnum": "governance.choices.ApprovalState",
+        "RunKindEnum": "recsys.choices.RunKind",
+        "RunStateEnum": "recsys.choices.RunState",
     },
 }
 

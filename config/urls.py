@@ -17,6 +17,7 @@ from teams.views import (
 api_v1 = [
     path("", include("teams.api.urls")),
     path("", include("governance.api.urls")),
+    path("", include("recsys.api.urls")),
 ]
 
 urlpatterns = [
@@ -26,6 +27,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("teams/", include("teams.urls")),
     path("governance/", include("governance.urls")),
+    path("recsys/", include("recsys.urls")),
     path("me/responsibilities/", MyResponsibilitiesView.as_view(), name="my_responsibilities"),
     path("me/notifications/", NotificationListView.as_view(), name="notifications"),
     path(

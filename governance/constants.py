@@ -1,6 +1,8 @@
 """Numbers of governance used in more than one place."""
 
 DEFAULT_APPROVER_ROLES = ["steward", "lead"]
+# Kinds whose default approvers differ: activating an index is the owning team lead's call.
+DEFAULT_APPROVER_ROLES_BY_KIND = {"index_activation": ["lead"]}
 DEFAULT_QUORUM = 1
 MAX_UPLOAD_BYTES_DEFAULT = 1024**3  # 1 GiB; settings.STEWARD_MAX_UPLOAD_BYTES
 UPLOAD_CHUNK_BYTES = 1024 * 1024

@@ -18,7 +18,6 @@ from governance.charts import sparkline
 from governance.choices import ApprovalKind, ProfileStatus, VersionStatus
 from governance.constants import (
     AUDIT_PAGE_SIZE,
-    DEFAULT_APPROVER_ROLES,
     DEFAULT_QUORUM,
     INBOX_PAGE_SIZE,
 )
@@ -32,7 +31,7 @@ from governance.forms import (
     ReasonForm,
     VersionUploadForm,
 )
-from governance.services.approvals import eligible_approvers
+from governance.services.approvals import default_approver_roles, eligible_approvers
 from teams.errors import ApplicationError, NotFoundError
 
 
@@ -549,7 +548,7 @@ class ApprovalPolicyView(LoginRequiredMixin, View):
         for kind, policy in self.policies.items():
             initial = {
                 "kind": kind,
-                "approver_roles": policy.approver_roles if policy else DEFAULT_APPROVER_ROLES,
+                "approver_roles": policy.approver_roles if policy else default_approver_roles(kind),
                 "quorum": policy.quorum if policy else DEFAULT_QUORUM,
                 "expiry_hours": policy.expiry_hours if policy else None,
             }

@@ -5,3 +5,13 @@ class RecsysConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "recsys"
     verbose_name = "Search pipeline"
+
+    def ready(self) -> None:
+        from governance.services.approvals import register_subject_handler
+        from recsys.models import Pipeline
+        from recsys.services import INDEX_HANDLER, RUN_HANDLER
+        from teams import subjects
+
+        subjects.register(Pipeline)
+        register_subject_handler(RUN_HANDLER)
+        register_subject_handler(INDEX_HANDLER)

@@ -34,6 +34,7 @@ class Team(models.Model):
             ("manage_team", "Manage the team: members, roles, responsibilities, sub-teams"),
             ("upload_data_team", "Upload dataset versions of the team's data assets"),
             ("steward_data_team", "Edit the team's data assets and SLAs; handle their incidents"),
+            ("run_pipeline_team", "Request, cancel and retry runs of the team's pipelines"),
         ]
         constraints = [
             models.CheckConstraint(condition=~Q(parent=models.F("id")), name="team_not_own_parent"),

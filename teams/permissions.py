@@ -33,14 +33,15 @@ VIEW_TEAM = "teams.view_team"
 MANAGE_TEAM = "teams.manage_team"
 UPLOAD_DATA = "teams.upload_data_team"
 STEWARD_DATA = "teams.steward_data_team"
+RUN_PIPELINE = "teams.run_pipeline_team"
 
 # What each role may do on its own team (codenames of Team permissions). Leads of ancestor
 # teams get the lead's set on every team below them.
 ROLE_PERMISSIONS: dict[str, set[str]] = {
-    Role.LEAD: {"manage_team", "upload_data_team", "steward_data_team"},
+    Role.LEAD: {"manage_team", "upload_data_team", "steward_data_team", "run_pipeline_team"},
     Role.STEWARD: {"upload_data_team", "steward_data_team"},
     Role.ENGINEER: {"upload_data_team"},
-    Role.OPS: set(),
+    Role.OPS: {"run_pipeline_team"},
     Role.VIEWER: set(),
 }
 _GRANTED_CODENAMES = {"view_team"} | set().union(*ROLE_PERMISSIONS.values())

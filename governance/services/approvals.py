@@ -19,7 +19,11 @@ from django.utils import timezone
 
 from governance.audit import audit_record
 from governance.choices import ApprovalState, Verdict
-from governance.constants import DEFAULT_APPROVER_ROLES, DEFAULT_QUORUM
+from governance.constants import (
+    DEFAULT_APPROVER_ROLES,
+    DEFAULT_APPROVER_ROLES_BY_KIND,
+    DEFAULT_QUORUM,
+)
 from governance.models import ApprovalPolicy, ApprovalRequest, ApprovalRequirement, Decision
 from governance.transitions import InvalidTransitionError, assert_transition
 from teams.errors import PermissionDeniedError, ValidationError
@@ -94,13 +98,17 @@ def approval_request_open(*, actor, kind: str, subject, reason: str = "") -> App
             request=request,
             team=team,
             approver_roles=_roles_field(
-                policy.approver_roles if policy else DEFAULT_APPROVER_ROLES
+                policy.approver_roles if policy else default_approver_roles(kind)
             ),
             quorum=policy.quorum if policy else DEFAULT_QUORUM,
         )
     audit_record(actor=actor, verb="approval.requested", target=request, after=_state(request))
     _notify_approvers(request=request, subject=subject, handler=handler)
     return request
+
+
+def default_approver_roles(kind: str) -> list[str]:
+    return DEFAULT_APPROVER_ROLES_BY_KIND.get(kind, DEFAULT_APPROVER_ROLES)
 
 
 def eligible_approvers(request: ApprovalRequest) -> list:

@@ -101,6 +101,41 @@ def dataset_version_upload(
     the version is submitted for approval as soon as its profile is ready.
     """
     permissions.require_upload(actor, asset)
+    return _store_version(
+        actor=actor,
+        uploader=actor,
+        asset=asset,
+        file=file,
+        name=name,
+        fmt=fmt,
+        note=note,
+        submit=submit,
+        verb="datasetversion.uploaded",
+    )
+
+
+@transaction.atomic
+def dataset_version_register_derived(
+    *, asset: DataAsset, file, name: str, fmt: str, uploader, note: str, run_key: str
+) -> DatasetVersion:
+    """Store a file a pipeline run derived from approved inputs (e.g. the cleaned catalog) as a
+    new version of `asset`, submitted for its stewards' approval like any upload. The approved
+    run is the authority, so no upload permission is checked; `uploader` is the run's
+    requester, who therefore cannot approve it."""
+    return _store_version(
+        actor=None,
+        uploader=uploader,
+        asset=asset,
+        file=file,
+        name=name,
+        fmt=fmt,
+        note=f"{note} (run {run_key})",
+        submit=True,
+        verb="datasetversion.derived",
+    )
+
+
+def _store_version(*, actor, uploader, asset, file, name, fmt, note, submit, verb):
     name = check_upload_name(name)
     size = file.size
     if size is None or size == 0:
@@ -111,8 +146,7 @@ def dataset_version_upload(
             field="file",
         )
     file.seek(0)
-    head = file.read(8192)
-    fmt = _check_format(name, fmt, head)
+    fmt = _check_format(name, fmt, file.read(8192))
     digest = hashlib.sha256()
     file.seek(0)
     for chunk in file.chunks(UPLOAD_CHUNK_BYTES):
@@ -127,16 +161,14 @@ def dataset_version_upload(
         format=fmt,
         size_bytes=size,
         sha256=digest.hexdigest(),
-        uploaded_by=actor,
+        uploaded_by=uploader,
         note=note.strip()[:500],
         submit_when_profiled=submit,
     )
     file.seek(0)
     version.file.save(name, file, save=False)
     version.save()
-    audit_record(
-        actor=actor, verb="datasetversion.uploaded", target=version, after=_version_state(version)
-    )
+    audit_record(actor=actor, verb=verb, target=version, after=_version_state(version))
     from governance.tasks import dataset_version_profile_task
 
     transaction.on_commit(partial(dataset_version_profile_task.delay, version.pk))

@@ -64,7 +64,7 @@ def test_team_lead_builds_team_and_assigns_accountable(chromium, live_server, sc
     )
     assert "Every subject and area of this team has an accountable person." in page.content()
     accountable = Responsibility.objects.get(
-        kind="A", subject_id__isnull=False, team__slug="search-ops"
+        kind="A", subject_type__model="dataasset", team__slug="search-ops"
     )
     assert accountable.user.username == "ops.steward"
     screenshot(page, "lead-05-gap-closed")

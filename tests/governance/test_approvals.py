@@ -757,9 +757,13 @@ def test_request_without_owning_team_is_refused(org, two_team_handler):
 
 
 def test_registry_is_restored_after_the_handler_fixture():
-    assert ApprovalKind.PIPELINE_RUN not in engine._handlers
-    assert ApprovalKind.INDEX_ACTIVATION not in engine._handlers
-    assert ApprovalKind.DATASET_VERSION in engine._handlers
+    from governance.services.versions import DATASET_VERSION_HANDLER
+    from recsys.services import INDEX_HANDLER, RUN_HANDLER
+
+    # The real handlers (registered by the apps) are back after the test handlers.
+    assert engine._handlers[ApprovalKind.PIPELINE_RUN] is RUN_HANDLER
+    assert engine._handlers[ApprovalKind.INDEX_ACTIVATION] is INDEX_HANDLER
+    assert engine._handlers[ApprovalKind.DATASET_VERSION] is DATASET_VERSION_HANDLER
 
 
 # --- escalation --------------------------------------------------------------------------------

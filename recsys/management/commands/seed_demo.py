@@ -121,8 +121,12 @@ class Command(BaseCommand):
                 admin, users[username], kind, subject=subject, area=area, team=teams.get(team_slug)
             )
         from governance.demo import seed_governance
+        from recsys.demo import seed_pipeline
+        from teams.permissions import sync_team_grants
 
+        sync_team_grants()  # grants added by later releases reach existing teams too
         uploaded = seed_governance(admin=admin, users={**users, "admin": admin})
+        seed_pipeline(admin=admin, users=users)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo organization ready: {Team.objects.count()} teams, "

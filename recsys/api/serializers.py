@@ -1,0 +1,108 @@
+"""Input serializers shape incoming data; output serializers shape responses. No rules here."""
+
+from rest_framework import serializers
+
+from recsys.choices import RunKind
+from recsys.models import IndexVersion, Pipeline, PipelineRun
+
+
+class PipelineOutputSerializer(serializers.ModelSerializer):
+    owning_team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    input_assets = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+    active_index = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Pipeline
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "owning_team",
+            "description",
+            "input_assets",
+            "default_parameters",
+            "active_index",
+            "created_at",
+        ]
+
+    def get_active_index(self, obj) -> int | None:  # select_related by the selector
+        active = getattr(obj, "active", None)
+        return active.index_id if active else None
+
+
+class PipelineRunOutputSerializer(serializers.ModelSerializer):
+    pipeline = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = PipelineRun
+        fields = [
+            "id",
+            "pipeline",
+            "kind",
+            "state",
+            "parameters",
+            "requested_by",
+            "reason",
+            "attempt",
+            "progress",
+            "step",
+            "error",
+            "cancel_requested",
+            "outputs",
+            "timings",
+            "worker_host",
+            "created_at",
+            "queued_at",
+            "started_at",
+            "finished_at",
+        ]
+
+
+class PipelineRunDetailSerializer(PipelineRunOutputSerializer):
+    inputs = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    log_tail = serializers.SerializerMethodField()
+
+    class Meta(PipelineRunOutputSerializer.Meta):
+        fields = [*PipelineRunOutputSerializer.Meta.fields, "inputs", "log_tail"]
+
+    def get_log_tail(self, obj) -> str:
+        return "\n".join(obj.log.splitlines()[-40:])
+
+
+class RunRequestInputSerializer(serializers.Serializer):
+    pipeline = serializers.SlugField()
+    kind = serializers.ChoiceField(choices=RunKind.choices, default=RunKind.FULL_RETRAIN)
+    inputs = serializers.ListField(
+        child=serializers.IntegerField(),
+        allow_empty=False,
+        help_text="Ids of approved dataset versions.",
+    )
+    parameters = serializers.DictField(required=False, default=dict)
+    reason = serializers.CharField()
+
+
+class IndexVersionOutputSerializer(serializers.ModelSerializer):
+    pipeline = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = IndexVersion
+        fields = [
+            "id",
+            "pipeline",
+            "run",
+            "model_version",
+            "catalog_version",
+            "kind",
+            "n_items",
+            "dim",
+            "checksum",
+            "metrics",
+            "status",
+            "created_at",
+            "activated_at",
+        ]
+
+
+class ActivationReasonInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="")

@@ -1,0 +1,139 @@
+"""Pipeline API for ops: read viewsets over selectors; every write calls one service."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from governance.approvals_api import approval_summary
+from governance.models import DatasetVersion
+from recsys import selectors, services
+from recsys.api.serializers import (
+    ActivationReasonInputSerializer,
+    IndexVersionOutputSerializer,
+    PipelineOutputSerializer,
+    PipelineRunDetailSerializer,
+    PipelineRunOutputSerializer,
+    RunRequestInputSerializer,
+)
+from recsys.models import IndexVersion
+
+
+def _valid(serializer_class, data):
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class PipelineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Pipelines of visible teams; POST {slug}/rollback/ serves the previous index again."""
+
+    serializer_class = PipelineOutputSerializer
+    lookup_field = "slug"
+
+    def get_queryset(self):
+        return selectors.pipelines_for_user(user=self.request.user)
+
+    @extend_schema(request=None, responses={200: PipelineOutputSerializer})
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, slug=None):
+        pipeline = self.get_object()
+        services.index_rollback(actor=request.user, pipeline=pipeline)
+        return Response(self.get_serializer(self.get_queryset().get(pk=pipeline.pk)).data)
+
+
+class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Runs of visible pipelines (filters: pipeline, state); request, cancel, retry."""
+
+    def get_serializer_class(self):
+        return (
+            PipelineRunDetailSerializer if self.action != "list" else (PipelineRunOutputSerializer)
+        )
+
+    def get_queryset(self):
+        qs = selectors.runs_for_user(user=self.request.user)
+        if self.action != "list":
+            qs = qs.defer(None).prefetch_related("inputs")
+        params = self.request.query_params
+        if params.get("pipeline"):
+            qs = qs.filter(pipeline__slug=params["pipeline"])
+        if params.get("state"):
+            qs = qs.filter(state=params["state"])
+        return qs
+
+    @extend_schema(parameters=[OpenApiParameter("pipeline", str), OpenApiParameter("state", str)])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=RunRequestInputSerializer, responses={201: PipelineRunDetailSerializer})
+    def create(self, request):
+        data = _valid(RunRequestInputSerializer, request.data)
+        pipeline = selectors.pipeline_get_for_user(user=request.user, slug=data["pipeline"])
+        run = services.run_request(
+            actor=request.user,
+            pipeline=pipeline,
+            kind=data["kind"],
+            inputs=list(DatasetVersion.objects.filter(pk__in=data["inputs"])),
+            parameters=data["parameters"],
+            reason=data["reason"],
+        )
+        return Response(PipelineRunDetailSerializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: PipelineRunDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        run = services.run_cancel(actor=request.user, run=self.get_object())
+        return Response(PipelineRunDetailSerializer(run).data)
+
+    @extend_schema(request=None, responses={200: PipelineRunDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        run = services.run_retry(actor=request.user, run=self.get_object())
+        return Response(PipelineRunDetailSerializer(run).data)
+
+    @extend_schema(responses={200: dict})
+    @action(detail=True, methods=["get"])
+    def approval(self, request, pk=None):
+        """Who still has to approve this run, and why it cannot run yet."""
+        run = self.get_object()
+        from governance.choices import ApprovalKind
+
+        approval = selectors.approval_of(run, ApprovalKind.PIPELINE_RUN)
+        return Response(
+            {**approval_summary(approval), "blockers": selectors.run_blockers(run, approval)}
+        )
+
+
+class IndexVersionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Index versions of visible pipelines; request activation, activate."""
+
+    serializer_class = IndexVersionOutputSerializer
+
+    def get_queryset(self):
+        from teams import permissions as team_perms
+
+        visible = team_perms.teams_with_perm(self.request.user, team_perms.VIEW_TEAM)
+        return (
+            IndexVersion.objects.filter(pipeline__owning_team__in=visible)
+            .select_related("pipeline__owning_team", "model_version")
+            .order_by("-created_at", "-id")
+        )
+
+    @extend_schema(request=ActivationReasonInputSerializer, responses={200: dict})
+    @action(detail=True, methods=["post"], url_path="request-activation")
+    def request_activation(self, request, pk=None):
+        approval = services.index_request_activation(
+            actor=request.user,
+            index=self.get_object(),
+            reason=_valid(ActivationReasonInputSerializer, request.data)["reason"],
+        )
+        return Response(approval_summary(approval))
+
+    @extend_schema(request=None, responses={200: IndexVersionOutputSerializer})
+    @action(detail=True, methods=["post"])
+    def activate(self, request, pk=None):
+        index = self.get_object()
+        services.index_activate(actor=request.user, index=index)
+        return Response(self.get_serializer(self.get_queryset().get(pk=index.pk)).data)

@@ -1,0 +1,17 @@
+"""Numbers of the pipeline used in more than one place."""
+
+# Parameters a run accepts: name -> (type, default, min, max). Validated by run_request.
+RUN_PARAMETERS = {
+    "base_model": (str, "", None, None),
+    "epochs": (int, 1, 1, 20),
+    "batch_size": (int, 32, 2, 256),
+    "max_length": (int, 64, 16, 512),
+    "lr": (float, 2e-5, 1e-7, 1e-2),
+    "max_steps": (int, None, 1, 1_000_000),
+    "min_grade": (int, 2, 0, 3),
+    "held_out_fraction": (float, 0.2, 0.05, 0.5),
+    "seed": (int, 13, 0, 2**31 - 1),
+}
+QUALITY_GATE_TOLERANCE_DEFAULT = 0.01  # nDCG@10 may drop at most 1 point vs the active index
+SWEEP_REENQUEUE_AFTER_SECONDS = 120
+RUN_LOG_MAX_CHARS = 200_000

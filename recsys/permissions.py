@@ -1,0 +1,25 @@
+"""Permissions on pipelines are team permissions of the owning team (they follow the org)."""
+
+from teams import permissions as team_perms
+from teams.errors import NotFoundError, PermissionDeniedError
+
+
+def can_view_pipeline(user, pipeline) -> bool:
+    return team_perms.can_view_team(user, pipeline.owning_team)
+
+
+def can_run(user, pipeline) -> bool:
+    return bool(user.is_active and user.has_perm(team_perms.RUN_PIPELINE, pipeline.owning_team))
+
+
+def require_view_pipeline(user, pipeline) -> None:
+    if not can_view_pipeline(user, pipeline):
+        raise NotFoundError("Pipeline not found.")
+
+
+def require_run(user, pipeline, action: str = "request runs of this pipeline") -> None:
+    require_view_pipeline(user, pipeline)
+    if not can_run(user, pipeline):
+        raise PermissionDeniedError(
+            f"You cannot {action}: only ops and leads of {pipeline.owning_team.name} can."
+        )

@@ -1,0 +1,1 @@
+"""Pure-Python recsys pipeline steps (no Django imports; see STYLE.md §3.8)."""

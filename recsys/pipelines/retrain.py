@@ -1,0 +1,184 @@
+"""The steps of a full retrain as plain functions over frames and folders (no Django):
+clean the catalog, build training pairs, fine-tune, index the catalog, evaluate.
+
+recsys/execution.py calls these with the approved inputs and reports progress; they only need
+parameters (a dict validated by the run's service) and paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recsys.pipelines.common import ProgressFn
+
+
+@dataclass
+class Pairs:
+    train: pd.DataFrame
+    heldout: pd.DataFrame
+    heldout_judgments: pd.DataFrame  # query, product_id, grade of the held-out queries
+    report: dict
+
+
+@dataclass
+class FineTuned:
+    path: str
+    checksum: str
+    base_model: str
+    config: dict
+    curve: list
+    seconds: float
+    pairs_per_second: float
+
+
+def _pairs_config(params: dict):
+    from recsys.pipelines.pairs import PairsConfig
+
+    return PairsConfig(
+        min_grade=params["min_grade"],
+        held_out_fraction=params["held_out_fraction"],
+        seed=params["seed"],
+    )
+
+
+def product_texts(catalog: pd.DataFrame, params: dict) -> pd.Series:
+    """The text training saw for each product (title | brand | description), indexed by id:
+    the index embeds exactly the same text."""
+    from recsys.pipelines.pairs import product_texts as texts_of
+
+    texts = texts_of(catalog, _pairs_config(params))
+    return texts[~texts.index.duplicated()]
+
+
+def clean_catalog(df: pd.DataFrame, *, should_stop: Callable[[], bool] | None = None):
+    from recsys.pipelines.cleaning import CleanConfig, clean
+
+    return clean(df, "product_catalog", CleanConfig(), should_stop=should_stop)
+
+
+def training_pairs(
+    catalog: pd.DataFrame, labels: pd.DataFrame, events: pd.DataFrame | None, params: dict
+) -> Pairs:
+    from recsys.pipelines.pairs import build_pairs
+
+    train, heldout, report = build_pairs(catalog, labels, events, _pairs_config(params))
+    judgments = heldout[["query", "product_id", "gain"]].rename(columns={"gain": "grade"})
+    if judgments.empty:
+        raise ValueError("No held-out query has judgments: add relevance labels.")
+    return Pairs(train=train, heldout=heldout, heldout_judgments=judgments, report=report)
+
+
+def fine_tune(
+    train: pd.DataFrame,
+    params: dict,
+    out_dir: Path,
+    progress: ProgressFn,
+    should_stop: Callable[[], bool],
+) -> FineTuned:
+    from recsys.pipelines.encoding import default_model_path
+    from recsys.pipelines.training import TrainConfig, finetune
+
+    if train.empty:
+        raise ValueError("No training pairs: the labels match no product of the catalog.")
+    base = params["base_model"] or default_model_path()
+    cfg = TrainConfig(
+        base_model=base,
+        epochs=params["epochs"],
+        batch_size=params["batch_size"],
+        lr=params["lr"],
+        max_length=params["max_length"],
+        seed=params["seed"],
+        max_steps=params["max_steps"],
+    )
+    result = finetune(cfg, train, str(out_dir), progress=progress, should_stop=should_stop)
+    return FineTuned(
+        path=result.path,
+        checksum=result.checksum,
+        base_model=base,
+        config={**cfg.__dict__, "config_hash": cfg.config_hash()},
+        curve=result.curve,
+        seconds=result.seconds,
+        pairs_per_second=result.pairs_per_second,
+    )
+
+
+def embed_catalog(
+    catalog: pd.DataFrame,
+    model_path: str,
+    params: dict,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """(vectors, product ids) of the catalog under the model at `model_path`."""
+    from recsys.pipelines.encoding import encode, load_encoder
+
+    texts = product_texts(catalog, params)
+    encoder = load_encoder(model_path)
+    vectors = encode(
+        encoder, texts.tolist(), max_length=params["max_length"], should_stop=should_stop
+    )
+    return vectors, [str(i) for i in texts.index]
+
+
+def build_catalog_index(
+    catalog: pd.DataFrame,
+    model_path: str,
+    params: dict,
+    out_dir: Path,
+    should_stop: Callable[[], bool],
+):
+    from recsys.pipelines.indexing import build_index
+
+    vectors, ids = embed_catalog(catalog, model_path, params, should_stop)
+    return build_index(vectors, ids, str(out_dir), extra_meta={"model_path": model_path})
+
+
+def _dense_search(model_path: str, params: dict, search: Callable):
+    from recsys.pipelines.encoding import encode, load_encoder
+
+    encoder = load_encoder(model_path)
+
+    def run(queries: list[str], k: int) -> list[list[str]]:
+        vectors = encode(encoder, queries, max_length=params["max_length"])
+        return search(vectors, k)
+
+    return run
+
+
+def evaluate_models(
+    catalog: pd.DataFrame,
+    judgments: pd.DataFrame,
+    params: dict,
+    *,
+    fine_tuned: str,
+    index_path: str,
+    active: dict | None,
+) -> dict:
+    """nDCG@10, Recall@100, MRR@10 on the held-out queries for the zero-shot base model (exact
+    search), the fine-tuned index, and the index served now (if any)."""
+    from recsys.pipelines.encoding import default_model_path
+    from recsys.pipelines.evaluation import evaluate
+    from recsys.pipelines.indexing import exact_search, load_index
+
+    base = params["base_model"] or default_model_path()
+    base_vectors, ids = embed_catalog(catalog, base, params)
+    zero_shot = _dense_search(base, params, lambda q, k: exact_search(base_vectors, ids, q, k)[1])
+    results = {"zero_shot": evaluate(zero_shot, judgments)}
+    index = load_index(index_path)
+    results["fine_tuned"] = evaluate(
+        _dense_search(fine_tuned, params, lambda q, k: index.search(q, k)[1]), judgments
+    )
+    if active:
+        served = load_index(active["index_path"])
+        results["active"] = evaluate(
+            _dense_search(active["model_path"], params, lambda q, k: served.search(q, k)[1]),
+            judgments,
+        )
+    return {
+        name: {**value["metrics"], "n_queries": value["n_queries"]}
+        for name, value in results.items()
+    }

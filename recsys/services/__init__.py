@@ -1,0 +1,37 @@
+"""Every state change of the pipeline. One module per area; import from here."""
+
+from recsys.services.indexes import (
+    INDEX_HANDLER,
+    index_activate,
+    index_request_activation,
+    index_rollback,
+    quality_gate,
+)
+from recsys.services.pipelines import pipeline_create
+from recsys.services.runs import (
+    RUN_HANDLER,
+    run_cancel,
+    run_execute,
+    run_finish,
+    run_progress,
+    run_request,
+    run_retry,
+    runs_sweep,
+)
+
+__all__ = [
+    "INDEX_HANDLER",
+    "RUN_HANDLER",
+    "index_activate",
+    "index_request_activation",
+    "index_rollback",
+    "pipeline_create",
+    "quality_gate",
+    "run_cancel",
+    "run_execute",
+    "run_finish",
+    "run_progress",
+    "run_request",
+    "run_retry",
+    "runs_sweep",
+]

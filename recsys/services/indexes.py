@@ -1,0 +1,160 @@
+"""Serving a new index: activation needs an approval (the pipeline team's lead by default) and
+a passing quality gate; it switches the active pointer in one transaction and keeps the previous
+index for a one-click rollback. Both are audited."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from governance.audit import audit_record
+from governance.choices import ApprovalKind, ApprovalState
+from governance.models import ApprovalRequest
+from governance.services.approvals import SubjectHandler, approval_request_open
+from recsys import permissions
+from recsys.choices import IndexStatus
+from recsys.constants import QUALITY_GATE_TOLERANCE_DEFAULT
+from recsys.models import ActiveIndex, IndexVersion, Pipeline
+from recsys.pipelines.common import stable_hash
+from teams.errors import PermissionDeniedError, ValidationError
+
+
+def gate_tolerance() -> float:
+    return float(
+        getattr(settings, "STEWARD_QUALITY_GATE_TOLERANCE", QUALITY_GATE_TOLERANCE_DEFAULT)
+    )
+
+
+def quality_gate(index: IndexVersion) -> tuple[bool, str]:
+    """No regression of nDCG@10 beyond the tolerance against the index served now (measured on
+    the same held-out queries by the run that built the candidate)."""
+    metrics = index.metrics or {}
+    candidate = (metrics.get("fine_tuned") or {}).get("ndcg@10")
+    if candidate is None:
+        return False, "the candidate has no held-out nDCG@10"
+    active = metrics.get("active")
+    if not active:
+        return True, f"nDCG@10 {candidate:.4f}; no index was active to compare with"
+    baseline = active.get("ndcg@10", 0.0)
+    ok = candidate >= baseline - gate_tolerance()
+    verdict = "passes" if ok else "fails"
+    return ok, (
+        f"nDCG@10 {candidate:.4f} vs active {baseline:.4f} (tolerance "
+        f"{gate_tolerance():.3f}): {verdict}"
+    )
+
+
+def index_content_hash(index: IndexVersion) -> str:
+    return stable_hash([index.pk, index.checksum, index.path])
+
+
+def _activation_request(index: IndexVersion) -> ApprovalRequest | None:
+    return (
+        ApprovalRequest.objects.filter(kind=ApprovalKind.INDEX_ACTIVATION, subject_id=index.pk)
+        .order_by("-id")
+        .first()
+    )
+
+
+@transaction.atomic
+def index_request_activation(*, actor, index: IndexVersion, reason: str = "") -> ApprovalRequest:
+    """Ask the pipeline team (its lead by default) to approve serving this index."""
+    permissions.require_run(actor, index.pipeline, "request the activation of this index")
+    if index.status != IndexStatus.CANDIDATE:
+        raise ValidationError(
+            f"Index v{index.pk} is {index.status}: only a candidate can be activated."
+        )
+    current = _activation_request(index)
+    if current is not None and current.state in (ApprovalState.PENDING, ApprovalState.APPROVED):
+        raise ValidationError(f"Activation of index v{index.pk} is already {current.state}.")
+    return approval_request_open(
+        actor=actor,
+        kind=ApprovalKind.INDEX_ACTIVATION,
+        subject=index,
+        reason=reason or f"Serve index v{index.pk}",
+    )
+
+
+@transaction.atomic
+def index_activate(*, actor, index: IndexVersion) -> ActiveIndex:
+    """Switch the pipeline's active pointer to `index` (approved, passes the gate, intact)."""
+    from recsys.pipelines.indexing import IndexChecksumError, verify_index
+
+    index = (
+        IndexVersion.objects.select_for_update(of=("self",))
+        .select_related("pipeline__owning_team")
+        .get(pk=index.pk)
+    )
+    permissions.require_run(actor, index.pipeline, "activate indexes of this pipeline")
+    if index.status != IndexStatus.CANDIDATE:
+        raise ValidationError(f"Index v{index.pk} is {index.status}.")
+    request = _activation_request(index)
+    if request is None or request.state != ApprovalState.APPROVED:
+        raise PermissionDeniedError(
+            f"Index v{index.pk} needs an approved activation request first."
+        )
+    if request.content_hash != index_content_hash(index):
+        raise PermissionDeniedError("The index changed after its activation was approved.")
+    ok, detail = quality_gate(index)
+    if not ok:
+        raise ValidationError(f"The quality gate refuses index v{index.pk}: {detail}.")
+    try:
+        verify_index(index.path)
+    except (IndexChecksumError, FileNotFoundError, OSError) as exc:
+        raise ValidationError(f"Index v{index.pk} is damaged and cannot be served: {exc}") from None
+    return _switch(
+        actor=actor, pipeline=index.pipeline, target=index, verb="index.activated", detail=detail
+    )
+
+
+def _switch(*, actor, pipeline: Pipeline, target: IndexVersion, verb: str, detail: str):
+    pointer = ActiveIndex.objects.select_for_update().filter(pipeline=pipeline).first()
+    before = {"active": pointer.index_id if pointer else None}
+    if pointer is None:
+        pointer = ActiveIndex(pipeline=pipeline, index=target, changed_by=actor)
+    else:
+        IndexVersion.objects.filter(pk=pointer.index_id).update(status=IndexStatus.RETIRED)
+        pointer.previous, pointer.index, pointer.changed_by = pointer.index, target, actor
+    pointer.save()
+    IndexVersion.objects.filter(pk=target.pk).update(
+        status=IndexStatus.ACTIVE, activated_at=timezone.now()
+    )
+    audit_record(
+        actor=actor,
+        verb=verb,
+        target=target,
+        before=before,
+        after={"active": target.pk, "previous": pointer.previous_id, "gate": detail},
+    )
+    return pointer
+
+
+@transaction.atomic
+def index_rollback(*, actor, pipeline: Pipeline) -> ActiveIndex:
+    """Serve the previous index again (one click); the current one is retired."""
+    permissions.require_run(actor, pipeline, "roll back the index of this pipeline")
+    pointer = ActiveIndex.objects.select_for_update().filter(pipeline=pipeline).first()
+    if pointer is None or pointer.previous_id is None:
+        raise ValidationError(f"{pipeline.name} has no previous index to roll back to.")
+    return _switch(
+        actor=actor,
+        pipeline=pipeline,
+        target=pointer.previous,
+        verb="index.rolled_back",
+        detail="rollback",
+    )
+
+
+def _on_activation_closed(actor, index, request) -> None:
+    """A rejected or expired activation leaves the index a candidate; nothing to undo."""
+
+
+INDEX_HANDLER = SubjectHandler(
+    kind=ApprovalKind.INDEX_ACTIVATION,
+    content_hash=index_content_hash,
+    required_teams=lambda index: [index.pipeline.owning_team],
+    on_approved=lambda actor, index, request: None,
+    on_closed=_on_activation_closed,
+    link=lambda index: f"/recsys/pipelines/{index.pipeline.slug}/#index-{index.pk}",
+)

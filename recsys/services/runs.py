@@ -1,0 +1,460 @@
+"""Pipeline runs: request (approval by every input-owning team and the pipeline's team),
+enqueue only once approved, execute with guards under a row lock, cancel, retry, sweep.
+
+A run's row is the only truth. The task re-checks everything at start: a run whose approval,
+inputs, parameters or requester changed fails with the reason, and nothing runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+from datetime import timedelta
+from functools import partial
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from governance.audit import audit_record, correlation_scope
+from governance.choices import ApprovalKind, ApprovalState, VersionStatus
+from governance.models import ApprovalRequest, DatasetVersion
+from governance.services.approvals import (
+    SubjectHandler,
+    approval_cancel,
+    approval_request_open,
+)
+from recsys import permissions
+from recsys.choices import TERMINAL_RUN_STATES, RunKind, RunState
+from recsys.constants import RUN_LOG_MAX_CHARS, RUN_PARAMETERS, SWEEP_REENQUEUE_AFTER_SECONDS
+from recsys.models import Pipeline, PipelineRun
+from recsys.pipelines.common import stable_hash
+from teams.errors import PermissionDeniedError, ValidationError
+
+logger = logging.getLogger(__name__)
+USABLE_INPUT_STATES = {VersionStatus.APPROVED, VersionStatus.SUPERSEDED}
+
+
+def _run_state(run: PipelineRun) -> dict:
+    return {
+        "state": run.state,
+        "attempt": run.attempt,
+        "kind": run.kind,
+        "progress": run.progress,
+        "step": run.step,
+    }
+
+
+def validate_parameters(pipeline: Pipeline, given: dict) -> dict:
+    """Defaults from the spec and the pipeline, overridden by `given`; each value checked."""
+    unknown = set(given) - set(RUN_PARAMETERS)
+    if unknown:
+        raise ValidationError(
+            f"Unknown parameter(s): {', '.join(sorted(unknown))}. Known: "
+            f"{', '.join(RUN_PARAMETERS)}.",
+            field="parameters",
+        )
+    values = {name: spec[1] for name, spec in RUN_PARAMETERS.items()}
+    values.update(
+        {k: v for k, v in (pipeline.default_parameters or {}).items() if k in RUN_PARAMETERS}
+    )
+    values.update(given)
+    for name, (kind, _default, low, high) in RUN_PARAMETERS.items():
+        values[name] = _check_parameter(name, values[name], kind, low, high)
+    return values
+
+
+def _check_parameter(name, value, kind, low, high):
+    if value is None or value == "":
+        return None if kind is not str else ""
+    try:
+        value = kind(value)
+    except (TypeError, ValueError):
+        raise ValidationError(
+            f"Parameter {name} must be a {kind.__name__}.", field="parameters"
+        ) from None
+    if low is not None and not low <= value <= high:
+        raise ValidationError(
+            f"Parameter {name} must be between {low} and {high}.", field="parameters"
+        )
+    return value
+
+
+def inputs_fingerprint(versions) -> str:
+    return stable_hash(sorted([v.pk, v.asset_id, v.sha256] for v in versions))
+
+
+def _check_inputs(pipeline: Pipeline, versions: list[DatasetVersion]) -> None:
+    allowed = set(pipeline.input_assets.values_list("pk", flat=True))
+    seen: set[int] = set()
+    for version in versions:
+        if version.asset_id not in allowed:
+            raise ValidationError(f"{version} is not an input of {pipeline.name}.", field="inputs")
+        if version.asset_id in seen:
+            raise ValidationError(f"Choose one version of {version.asset.name}.", field="inputs")
+        seen.add(version.asset_id)
+        if version.status not in USABLE_INPUT_STATES:
+            raise ValidationError(
+                f"{version} is {version.status}: only approved versions can be inputs.",
+                field="inputs",
+            )
+    kinds = {v.asset.kind for v in versions}
+    missing = {"product_catalog", "relevance_labels"} - kinds
+    if missing:
+        raise ValidationError(
+            f"A run needs an approved {' and '.join(sorted(missing))} version.", field="inputs"
+        )
+
+
+@transaction.atomic
+def run_request(
+    *,
+    actor,
+    pipeline: Pipeline,
+    kind: str,
+    inputs: list[DatasetVersion],
+    parameters: dict | None = None,
+    reason: str = "",
+) -> PipelineRun:
+    """Request a run; it waits for the approval of every team owning one of its inputs plus
+    the pipeline's team, and is enqueued only once approved."""
+    permissions.require_run(actor, pipeline)
+    if kind not in RunKind.values:
+        raise ValidationError(f"Unknown run kind '{kind}'.", field="kind")
+    if not reason.strip():
+        raise ValidationError("Say why this run is needed.", field="reason")
+    versions = list(
+        DatasetVersion.objects.select_related("asset__owning_team").filter(
+            pk__in=[v.pk for v in inputs]
+        )
+    )
+    _check_inputs(pipeline, versions)
+    values = validate_parameters(pipeline, parameters or {})
+    run = PipelineRun.objects.create(
+        pipeline=pipeline,
+        kind=kind,
+        state=RunState.AWAITING_APPROVAL,
+        inputs_hash=inputs_fingerprint(versions),
+        parameters=values,
+        parameters_hash=stable_hash(values),
+        requested_by=actor,
+        reason=reason.strip(),
+        job_key=uuid.uuid4().hex,
+    )
+    run.inputs.set(versions)
+    audit_record(
+        actor=actor,
+        verb="pipelinerun.requested",
+        target=run,
+        after={**_run_state(run), "inputs": [str(v) for v in versions], "parameters": values},
+    )
+    approval_request_open(actor=actor, kind=ApprovalKind.PIPELINE_RUN, subject=run, reason=reason)
+    return run
+
+
+def run_content_hash(run: PipelineRun) -> str:
+    return stable_hash([run.pk, run.kind, run.inputs_hash, run.parameters_hash])
+
+
+def _required_teams(run: PipelineRun) -> list:
+    teams = [v.asset.owning_team for v in run.inputs.select_related("asset__owning_team")]
+    return [*teams, run.pipeline.owning_team]
+
+
+def _set_state(*, actor, run: PipelineRun, state: str, verb: str, **fields) -> None:
+    before = _run_state(run)
+    run.state = state
+    for name, value in fields.items():
+        setattr(run, name, value)
+    run.save(update_fields=["state", *fields])
+    audit_record(actor=actor, verb=verb, target=run, before=before, after=_run_state(run))
+
+
+def _on_approved(actor, run: PipelineRun, request) -> None:
+    run = PipelineRun.objects.select_for_update().get(pk=run.pk)
+    if run.state != RunState.AWAITING_APPROVAL:
+        return
+    _set_state(
+        actor=actor,
+        run=run,
+        state=RunState.QUEUED,
+        verb="pipelinerun.queued",
+        queued_at=timezone.now(),
+    )
+    transaction.on_commit(partial(_enqueue, run.pk, run.attempt + 1))
+
+
+def _on_closed(actor, run: PipelineRun, request) -> None:
+    run = PipelineRun.objects.select_for_update().get(pk=run.pk)
+    if run.state != RunState.AWAITING_APPROVAL:
+        return
+    reason = {
+        ApprovalState.REJECTED: "the approval was rejected",
+        ApprovalState.EXPIRED: "the approval request expired",
+    }.get(request.state, request.outcome_note or "the approval request was cancelled")
+    _set_state(
+        actor=actor,
+        run=run,
+        state=RunState.CANCELLED,
+        verb="pipelinerun.cancelled",
+        error=f"Not run: {reason}.",
+        finished_at=timezone.now(),
+    )
+
+
+def _enqueue(run_id: int, attempt: int) -> None:
+    """Send the job to the `train` queue. If the broker is down the run stays queued and the
+    sweep sends it later; the task's guards make a duplicate delivery harmless."""
+    from recsys.tasks import run_execute_task
+
+    try:
+        run_execute_task.apply_async(args=[run_id, attempt], queue="train", retry=False)
+    except Exception:  # broker unreachable: nothing is lost, the sweep retries
+        logger.warning(
+            "could not enqueue run %s (attempt %s); the sweep will retry",
+            run_id,
+            attempt,
+            exc_info=True,
+        )
+        return
+    PipelineRun.objects.filter(pk=run_id, state=RunState.QUEUED).update(enqueued_at=timezone.now())
+
+
+def runs_sweep(*, now=None) -> int:
+    """Re-enqueue queued runs that no worker has started (the broker was down, or the message
+    was lost). The beat job; harmless when a delivery is duplicated."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=SWEEP_REENQUEUE_AFTER_SECONDS)
+    waiting = PipelineRun.objects.filter(state=RunState.QUEUED).filter(
+        Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
+    )
+    count = 0
+    for run_id, attempt in waiting.values_list("pk", "attempt"):
+        _enqueue(run_id, attempt + 1)
+        count += 1
+    return count
+
+
+RUN_HANDLER = SubjectHandler(
+    kind=ApprovalKind.PIPELINE_RUN,
+    content_hash=run_content_hash,
+    required_teams=_required_teams,
+    on_approved=_on_approved,
+    on_closed=_on_closed,
+    link=lambda run: f"/recsys/runs/{run.pk}/",
+)
+
+
+# --- execution guards -----------------------------------------------------------------------
+
+
+def _refusal(run: PipelineRun) -> str:
+    """Why this run may not start now ("" when it may)."""
+    request = (
+        ApprovalRequest.objects.filter(kind=ApprovalKind.PIPELINE_RUN, subject_id=run.pk)
+        .order_by("-id")
+        .first()
+    )
+    if request is None or request.state != ApprovalState.APPROVED:
+        return "its approval is missing or no longer valid"
+    if request.content_hash != run_content_hash(run):
+        return "the run changed after it was approved"
+    versions = list(run.inputs.all())
+    if inputs_fingerprint(versions) != run.inputs_hash:
+        return "its inputs changed after they were approved"
+    unusable = [str(v) for v in versions if v.status not in USABLE_INPUT_STATES]
+    if unusable:
+        return f"input(s) no longer approved: {', '.join(unusable)}"
+    if stable_hash(run.parameters) != run.parameters_hash:
+        return "its parameters changed after they were approved"
+    if not permissions.can_run(run.requested_by, run.pipeline):
+        return f"{run.requested_by.get_username()} may no longer run this pipeline"
+    return ""
+
+
+def run_start(*, run_id: int, attempt: int) -> PipelineRun | None:
+    """The first step of the task body, under a row lock: returns the run now RUNNING, or
+    None when it must not run (missing, terminal, duplicate delivery, refused: recorded)."""
+    with transaction.atomic():
+        run = (
+            PipelineRun.objects.select_for_update(of=("self",))
+            .select_related("pipeline__owning_team", "requested_by")
+            .filter(pk=run_id)
+            .first()
+        )
+        if run is None or run.state in TERMINAL_RUN_STATES:
+            return None
+        if run.state == RunState.RUNNING:
+            if attempt == run.attempt:  # redelivered after its worker died
+                _finish_failed(
+                    run,
+                    "worker lost: the job was redelivered while running; retry it as a new attempt",
+                )
+            return None
+        if run.state != RunState.QUEUED or attempt != run.attempt + 1:
+            _append_log(
+                run,
+                f"refused a delivery for attempt {attempt} while {run.state} "
+                f"(attempt {run.attempt})",
+            )
+            return None
+        refusal = _refusal(run)
+        if refusal:
+            _finish_failed(run, f"refused to start: {refusal}; nothing ran")
+            return None
+        _set_state(
+            actor=None,
+            run=run,
+            state=RunState.RUNNING,
+            verb="pipelinerun.started",
+            attempt=attempt,
+            started_at=timezone.now(),
+            worker_host=socket.gethostname(),
+            progress=0,
+            step="starting",
+            error="",
+        )
+        return run
+
+
+def _append_log(run: PipelineRun, line: str) -> None:
+    stamp = timezone.now().strftime("%H:%M:%S")
+    run.log = (run.log + f"[{stamp}] {line}\n")[-RUN_LOG_MAX_CHARS:]
+    run.save(update_fields=["log"])
+
+
+def _finish_failed(run: PipelineRun, reason: str) -> None:
+    _append_log(run, f"FAILED: {reason}")
+    _set_state(
+        actor=None,
+        run=run,
+        state=RunState.FAILED,
+        verb="pipelinerun.failed",
+        error=reason,
+        finished_at=timezone.now(),
+    )
+
+
+def run_progress(*, run_id: int, attempt: int, progress: int, step: str, line: str = "") -> bool:
+    """Record progress of a running attempt; False when the run was cancelled (stop now)."""
+    with transaction.atomic():
+        run = PipelineRun.objects.select_for_update().get(pk=run_id)
+        if run.state != RunState.RUNNING or run.attempt != attempt:
+            return False
+        run.progress, run.step = max(0, min(100, progress)), step[:60]
+        run.save(update_fields=["progress", "step"])
+        if line:
+            _append_log(run, line)
+        return not run.cancel_requested
+
+
+def run_finish(
+    *,
+    run_id: int,
+    attempt: int,
+    outcome: str,
+    error: str = "",
+    outputs: dict | None = None,
+    timings: dict | None = None,
+) -> bool:
+    """Compare-and-set the end of a running attempt (a cancelled run is not resurrected)."""
+    with transaction.atomic():
+        run = PipelineRun.objects.select_for_update().get(pk=run_id)
+        if run.state != RunState.RUNNING or run.attempt != attempt:
+            return False
+        if run.cancel_requested and outcome != RunState.FAILED:
+            outcome, error = RunState.CANCELLED, error or "cancelled by request"
+        _append_log(run, f"{outcome.upper()}{': ' + error if error else ''}")
+        _set_state(
+            actor=None,
+            run=run,
+            state=outcome,
+            verb=f"pipelinerun.{outcome}",
+            error=error,
+            outputs=outputs or run.outputs,
+            timings=timings or run.timings,
+            finished_at=timezone.now(),
+            progress=100 if outcome == RunState.SUCCEEDED else run.progress,
+        )
+        return True
+
+
+def run_execute(*, run_id: int, attempt: int) -> None:
+    """The task body: start under the guards, run the job outside any transaction, finish."""
+    run = run_start(run_id=run_id, attempt=attempt)
+    if run is None:
+        return
+    from recsys.execution import execute
+
+    with correlation_scope(run.job_key):
+        execute(run=run, attempt=attempt)
+
+
+# --- operator actions -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def run_cancel(*, actor, run: PipelineRun) -> PipelineRun:
+    """Awaiting or queued: cancelled at once. Running: stops at the next step or batch."""
+    run = (
+        PipelineRun.objects.select_for_update(of=("self",))
+        .select_related("pipeline__owning_team")
+        .get(pk=run.pk)
+    )
+    permissions.require_run(actor, run.pipeline, "cancel runs of this pipeline")
+    if run.state in TERMINAL_RUN_STATES:
+        raise ValidationError(f"Run #{run.pk} already {run.state}.")
+    if run.state == RunState.RUNNING:
+        if run.cancel_requested:
+            raise ValidationError(f"Cancelling run #{run.pk} was already requested.")
+        run.cancel_requested = True
+        run.save(update_fields=["cancel_requested"])
+        _append_log(run, f"cancel requested by {actor.get_username()}")
+        audit_record(actor=actor, verb="pipelinerun.cancel_requested", target=run)
+        return run
+    pending = ApprovalRequest.objects.filter(
+        kind=ApprovalKind.PIPELINE_RUN, subject_id=run.pk, state=ApprovalState.PENDING
+    ).first()
+    _set_state(
+        actor=actor,
+        run=run,
+        state=RunState.CANCELLED,
+        verb="pipelinerun.cancelled",
+        error=f"cancelled by {actor.get_username()}",
+        finished_at=timezone.now(),
+    )
+    if pending is not None:
+        approval_cancel(actor=pending.requester, request=pending, reason="run cancelled")
+    return run
+
+
+@transaction.atomic
+def run_retry(*, actor, run: PipelineRun) -> PipelineRun:
+    """A failed run goes back to the queue as a new attempt under its original approval (the
+    guards re-check that approval, the inputs and the parameters when it starts)."""
+    run = (
+        PipelineRun.objects.select_for_update(of=("self",))
+        .select_related("pipeline__owning_team")
+        .get(pk=run.pk)
+    )
+    permissions.require_run(actor, run.pipeline, "retry runs of this pipeline")
+    if run.state != RunState.FAILED:
+        raise ValidationError(f"Only a failed run can be retried; run #{run.pk} is {run.state}.")
+    if _refusal(run):
+        raise PermissionDeniedError(
+            f"Run #{run.pk} cannot be retried: {_refusal(run)}. Request a new run."
+        )
+    _set_state(
+        actor=actor,
+        run=run,
+        state=RunState.QUEUED,
+        verb="pipelinerun.retried",
+        queued_at=timezone.now(),
+        enqueued_at=None,
+        cancel_requested=False,
+        progress=0,
+        step="",
+    )
+    transaction.on_commit(partial(_enqueue, run.pk, run.attempt + 1))
+    return run

@@ -1,0 +1,19 @@
+"""Thin Celery tasks of the pipeline: ids in, one service call."""
+
+from celery import shared_task
+
+
+@shared_task(name="recsys.run_execute", queue="train", acks_late=True, ignore_result=True)
+def run_execute_task(run_id: int, attempt: int) -> None:
+    """Safe to redeliver: the service's state/attempt guard runs a job at most once, and a
+    delivery that finds its attempt still running marks it "worker lost"."""
+    from recsys.services import run_execute
+
+    run_execute(run_id=run_id, attempt=attempt)
+
+
+@shared_task(name="recsys.runs_sweep", queue="default", ignore_result=True)
+def runs_sweep_task() -> None:
+    from recsys.services import runs_sweep
+
+    runs_sweep()

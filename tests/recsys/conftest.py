@@ -1,0 +1,36 @@
+"""Fixtures for the recsys pipeline tests: a tiny BERT built from a config (no downloads), and
+the ``slow`` marker gate (tests loading the real all-MiniLM-L6-v2 run only with STEWARD_SLOW=1).
+
+These tests exercise pure pipeline code and never touch the database.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _skip_slow_unless_enabled(request):
+    """Skip tests marked ``slow`` unless STEWARD_SLOW=1."""
+    if request.node.get_closest_marker("slow") and os.environ.get("STEWARD_SLOW") != "1":
+        pytest.skip("loads the real model; set STEWARD_SLOW=1 to run")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> str:
+    """Folder of a tiny random BERT (hidden 32, 2 layers) with its WordPiece tokenizer."""
+    from recsys.pipelines.encoding import tiny_encoder
+
+    return tiny_encoder(str(tmp_path_factory.mktemp("tiny-model")), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_model_path):
+    """The tiny model loaded once per session (read-only use: do not train it in place)."""
+    from recsys.pipelines.encoding import load_encoder
+
+    return load_encoder(tiny_model_path)

@@ -1,0 +1,268 @@
+"""Pipeline runs through the services with a tiny model: the approval gate (each missing
+approval), the task's guards, execution end to end, cancel, retry, activation with its gate,
+rollback and a corrupted index. The task body is called directly, as a worker would."""
+
+from __future__ import annotations
+
+import pytest
+
+from governance import services as gov
+from governance.models import DatasetVersion
+from governance.transitions import InvalidTransitionError
+from recsys import services
+from recsys.execution import execute
+from recsys.models import ActiveIndex, IndexVersion, PipelineRun
+from recsys.services.runs import run_start
+from recsys.storage import run_dir
+from teams import services as team_services
+from teams.errors import PermissionDeniedError, ValidationError
+from tests.recsys.pipeline_setup import (
+    approve_run,
+    build_pipeline_org,
+    request_run,
+    run_approval,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def pipeline_org(org, settings, tmp_path, tiny_model_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    return build_pipeline_org(org, tiny_model_path)
+
+
+_request = request_run
+_approval = run_approval
+
+
+def _approve_all(org, run, capture):
+    with capture(execute=False) as callbacks:
+        approve_run(org, run)
+    return callbacks
+
+
+def test_request_needs_every_input_team_and_the_pipeline_team(pipeline_org):
+    run = _request(pipeline_org)
+    assert run.state == "awaiting_approval"
+    teams = sorted(r.team.slug for r in _approval(run).requirements.all())
+    assert teams == ["alpha", "beta"]
+    with pytest.raises(PermissionDeniedError, match="your own request"):
+        gov.approval_decide(
+            actor=pipeline_org.user("beta.ops"), request=_approval(run), verdict="approve"
+        )
+
+
+@pytest.mark.parametrize("missing", ["alpha", "beta", "both"])
+def test_a_run_does_not_start_before_every_approval(
+    pipeline_org, missing, django_capture_on_commit_callbacks
+):
+    run = _request(pipeline_org)
+    with django_capture_on_commit_callbacks() as callbacks:
+        if missing != "alpha" and missing != "both":
+            gov.approval_decide(
+                actor=pipeline_org.user("alpha.steward"), request=_approval(run), verdict="approve"
+            )
+        if missing != "beta" and missing != "both":
+            gov.approval_decide(
+                actor=pipeline_org.user("beta.lead"), request=_approval(run), verdict="approve"
+            )
+    assert callbacks == []  # nothing enqueued
+    services.run_execute(run_id=run.pk, attempt=1)  # a direct call records the refusal only
+    run.refresh_from_db()
+    assert run.state == "awaiting_approval"
+    assert run.attempt == 0 and "refused a delivery" in run.log
+    assert not run.model_versions.exists()
+
+
+def test_full_retrain_runs_after_the_approvals(pipeline_org, django_capture_on_commit_callbacks):
+    run = _request(pipeline_org)
+    callbacks = _approve_all(pipeline_org, run, django_capture_on_commit_callbacks)
+    run.refresh_from_db()
+    assert run.state == "queued" and len(callbacks) >= 1
+    services.run_execute(run_id=run.pk, attempt=1)
+    run.refresh_from_db()
+    assert run.state == "succeeded", run.error + run.log
+    assert run.progress == 100 and run.attempt == 1
+    assert set(run.timings) == {"clean", "pairs", "fine_tune", "index", "evaluate"}
+    metrics = run.outputs["metrics"]
+    assert {"zero_shot", "fine_tuned"} <= set(metrics)
+    assert 0.0 <= metrics["fine_tuned"]["ndcg@10"] <= 1.0
+    index = IndexVersion.objects.get(run=run)
+    assert index.status == "candidate" and index.n_items > 100
+    cleaned = DatasetVersion.objects.get(pk=run.outputs["cleaned_version"])
+    assert cleaned.asset == pipeline_org.asset and cleaned.uploaded_by.username == "beta.ops"
+    assert not (run_dir(run.job_key, 1) / "work").exists()
+    # A duplicate delivery of the same attempt does nothing.
+    services.run_execute(run_id=run.pk, attempt=1)
+    assert PipelineRun.objects.get(pk=run.pk).state == "succeeded"
+
+
+def test_inputs_changed_after_approval_fail_the_run_with_the_reason(
+    pipeline_org, django_capture_on_commit_callbacks
+):
+    run = _request(pipeline_org)
+    _approve_all(pipeline_org, run, django_capture_on_commit_callbacks)
+    gov.dataset_version_deprecate(
+        actor=pipeline_org.user("alpha.steward"),
+        version=pipeline_org.catalog_v,
+        reason="bad prices",
+    )
+    services.run_execute(run_id=run.pk, attempt=1)
+    run.refresh_from_db()
+    assert run.state == "failed"
+    assert "refused to start: input(s) no longer approved" in run.error
+    assert not run.model_versions.exists()
+
+
+def test_requester_who_lost_the_right_fails_the_run(
+    pipeline_org, django_capture_on_commit_callbacks
+):
+    run = _request(pipeline_org)
+    _approve_all(pipeline_org, run, django_capture_on_commit_callbacks)
+    membership = pipeline_org.user("beta.ops").memberships.get()
+    team_services.membership_revoke(actor=pipeline_org.admin, membership=membership)
+    services.run_execute(run_id=run.pk, attempt=1)
+    run.refresh_from_db()
+    assert run.state == "failed" and "may no longer run this pipeline" in run.error
+
+
+def test_stale_attempt_and_worker_lost(pipeline_org, django_capture_on_commit_callbacks):
+    run = _request(pipeline_org)
+    _approve_all(pipeline_org, run, django_capture_on_commit_callbacks)
+    services.run_execute(run_id=run.pk, attempt=2)  # not the expected attempt
+    run.refresh_from_db()
+    assert run.state == "queued" and "refused a delivery for attempt 2" in run.log
+    PipelineRun.objects.filter(pk=run.pk).update(state="running", attempt=1)  # worker died
+    services.run_execute(run_id=run.pk, attempt=1)  # redelivered
+    run.refresh_from_db()
+    assert run.state == "failed" and "worker lost" in run.error
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.run_retry(actor=pipeline_org.user("beta.ops"), run=run)
+    run.refresh_from_db()
+    assert run.state == "queued" and len(callbacks) == 1
+    services.run_execute(run_id=run.pk, attempt=2)
+    run.refresh_from_db()
+    assert run.state == "succeeded" and run.attempt == 2
+
+
+def test_cancel_queued_at_once_and_running_at_the_next_batch(
+    pipeline_org, django_capture_on_commit_callbacks
+):
+    queued = _request(pipeline_org)
+    _approve_all(pipeline_org, queued, django_capture_on_commit_callbacks)
+    services.run_cancel(actor=pipeline_org.user("beta.lead"), run=queued)
+    queued.refresh_from_db()
+    assert queued.state == "cancelled"
+    with pytest.raises(ValidationError, match="already cancelled"):
+        services.run_cancel(actor=pipeline_org.user("beta.lead"), run=queued)
+
+    running = _request(pipeline_org, max_steps=50)
+    _approve_all(pipeline_org, running, django_capture_on_commit_callbacks)
+    run = run_start(run_id=running.pk, attempt=1)  # the worker has started it
+    assert run.state == "running"
+    services.run_cancel(actor=pipeline_org.user("beta.ops"), run=run)
+    execute(run=run, attempt=1)  # stops at the first progress report
+    running.refresh_from_db()
+    assert running.state == "cancelled" and "cancelled" in running.error
+    assert not run_dir(running.job_key, 1).exists()  # no temporary files left
+    assert not running.model_versions.exists()
+
+
+def test_viewer_cannot_request_or_cancel(pipeline_org):
+    with pytest.raises(PermissionDeniedError, match="only ops and leads of Beta"):
+        services.run_request(
+            actor=pipeline_org.user("beta.steward"),
+            pipeline=pipeline_org.pipeline,
+            kind="full_retrain",
+            inputs=[pipeline_org.catalog_v, pipeline_org.labels_v],
+            reason="x",
+        )
+    assert not PipelineRun.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"parameters": {"epochs": 0}}, "epochs must be between 1 and 20"),
+        ({"parameters": {"learning": 1}}, "Unknown parameter"),
+        ({"reason": " "}, "Say why"),
+        ({"inputs": "labels-only"}, "needs an approved product_catalog"),
+    ],
+)
+def test_bad_requests_are_refused_with_a_reason(pipeline_org, change, words):
+    kwargs = {
+        "actor": pipeline_org.user("beta.ops"),
+        "pipeline": pipeline_org.pipeline,
+        "kind": "full_retrain",
+        "inputs": [pipeline_org.catalog_v, pipeline_org.labels_v],
+        "parameters": {},
+        "reason": "retrain",
+    }
+    kwargs.update(change)
+    if change.get("inputs") == "labels-only":
+        kwargs["inputs"] = [pipeline_org.labels_v]
+    with pytest.raises(ValidationError, match=words):
+        services.run_request(**kwargs)
+    assert not PipelineRun.objects.exists()
+
+
+def test_activation_needs_approval_gate_and_intact_files_then_rollback(
+    pipeline_org, django_capture_on_commit_callbacks
+):
+    org = pipeline_org
+    first = _request(org)
+    _approve_all(org, first, django_capture_on_commit_callbacks)
+    services.run_execute(run_id=first.pk, attempt=1)
+    index = IndexVersion.objects.get(run=first)
+    with pytest.raises(PermissionDeniedError, match="approved activation request"):
+        services.index_activate(actor=org.user("beta.ops"), index=index)
+    request = services.index_request_activation(actor=org.user("beta.ops"), index=index)
+    assert [r.roles for r in request.requirements.all()] == [["lead"]]
+    with pytest.raises(PermissionDeniedError):
+        gov.approval_decide(actor=org.user("beta.steward"), request=request, verdict="approve")
+    gov.approval_decide(actor=org.user("beta.lead"), request=request, verdict="approve")
+    pointer = services.index_activate(actor=org.user("beta.ops"), index=index)
+    assert pointer.index == index and pointer.previous is None
+
+    second = _request(org)
+    _approve_all(org, second, django_capture_on_commit_callbacks)
+    services.run_execute(run_id=second.pk, attempt=1)
+    candidate = IndexVersion.objects.get(run=second)
+    assert "active" in candidate.metrics  # evaluated against the served index
+    approval = services.index_request_activation(actor=org.user("beta.ops"), index=candidate)
+    gov.approval_decide(actor=org.user("beta.lead"), request=approval, verdict="approve")
+    candidate.metrics = {
+        **candidate.metrics,
+        "fine_tuned": {
+            **candidate.metrics["fine_tuned"],
+            "ndcg@10": candidate.metrics["active"]["ndcg@10"] - 0.05,
+        },
+    }
+    candidate.save(update_fields=["metrics"])
+    with pytest.raises(ValidationError, match="quality gate refuses"):
+        services.index_activate(actor=org.user("beta.ops"), index=candidate)
+    candidate.metrics["fine_tuned"]["ndcg@10"] = candidate.metrics["active"]["ndcg@10"]
+    candidate.save(update_fields=["metrics"])
+    with open(f"{candidate.path}/index.faiss", "ab") as damaged:
+        damaged.write(b"corrupt")
+    with pytest.raises(ValidationError, match="damaged"):
+        services.index_activate(actor=org.user("beta.ops"), index=candidate)
+    assert ActiveIndex.objects.get(pipeline=org.pipeline).index == index
+
+    third = _request(org)
+    _approve_all(org, third, django_capture_on_commit_callbacks)
+    services.run_execute(run_id=third.pk, attempt=1)
+    newest = IndexVersion.objects.get(run=third)
+    newest.metrics["fine_tuned"]["ndcg@10"] = 1.0
+    newest.save(update_fields=["metrics"])
+    approval = services.index_request_activation(actor=org.user("beta.ops"), index=newest)
+    gov.approval_decide(actor=org.user("beta.lead"), request=approval, verdict="approve")
+    services.index_activate(actor=org.user("beta.ops"), index=newest)
+    pointer = services.index_rollback(actor=org.user("beta.ops"), pipeline=org.pipeline)
+    assert pointer.index == index and pointer.previous == newest
+    index.refresh_from_db()
+    assert index.status == "active"
+    with pytest.raises(InvalidTransitionError):
+        gov.approval_decide(actor=org.user("beta.lead"), request=approval, verdict="approve")

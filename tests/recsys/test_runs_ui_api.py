@@ -1,0 +1,123 @@
+"""The ops UI and the REST API of the pipeline: the same rules as the services, with clear
+refusals (401 anonymous, 404 invisible, 403 with a message) and nothing changed on refusal."""
+
+import pytest
+
+from recsys.models import PipelineRun
+from tests.conftest import api_as, login
+from tests.recsys.pipeline_setup import build_pipeline_org, request_run
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def porg(org, settings, tmp_path, tiny_model_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    return build_pipeline_org(org, tiny_model_path)
+
+
+def _body(porg, **extra):
+    return {
+        "pipeline": porg.pipeline.slug,
+        "inputs": [porg.catalog_v.pk, porg.labels_v.pk],
+        "reason": "weekly",
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("actor", "status"),
+    [
+        ("beta.ops", 201),
+        ("beta.lead", 201),
+        ("acme.lead", 201),
+        ("admin", 201),
+        ("beta.steward", 403),
+        ("alpha.ops", 403),
+        ("alpha.lead", 403),
+        ("outsider", 404),
+        (None, 401),
+    ],
+)
+def test_request_run_api_matrix(porg, actor, status):
+    response = api_as(porg.user(actor) if actor else None).post(
+        "/api/v1/runs/", _body(porg), format="json"
+    )
+    assert response.status_code == status, response.content
+    assert PipelineRun.objects.count() == (1 if status == 201 else 0)
+    if status == 403:
+        assert "only ops and leads of Beta" in response.json()["detail"]
+
+
+def test_bad_run_request_api_gets_a_reason(porg):
+    ops = api_as(porg.user("beta.ops"))
+    bad = ops.post("/api/v1/runs/", _body(porg, parameters={"epochs": 99}), format="json")
+    assert bad.status_code == 400 and "epochs must be between" in bad.json()["detail"]
+    missing = ops.post(
+        "/api/v1/runs/", {"pipeline": porg.pipeline.slug, "inputs": []}, format="json"
+    )
+    assert missing.status_code == 400
+    assert not PipelineRun.objects.exists()
+
+
+def test_run_approval_names_the_teams_and_cancel(porg):
+    run = request_run(porg)
+    ops = api_as(porg.user("beta.ops"))
+    body = ops.get(f"/api/v1/runs/{run.pk}/approval/").json()
+    assert {r["team"] for r in body["approval"]["requirements"]} == {"alpha", "beta"}
+    assert any("waiting for Alpha" in b and "alpha.steward" in b for b in body["blockers"])
+    refused = api_as(porg.user("beta.steward")).post(f"/api/v1/runs/{run.pk}/cancel/")
+    assert refused.status_code == 403
+    cancelled = ops.post(f"/api/v1/runs/{run.pk}/cancel/")
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    again = ops.post(f"/api/v1/runs/{run.pk}/cancel/")
+    assert again.status_code == 400 and "already cancelled" in again.json()["detail"]
+    assert api_as(porg.user("outsider")).get(f"/api/v1/runs/{run.pk}/").status_code == 404
+    assert api_as(porg.user("outsider")).get("/api/v1/runs/").json()["results"] == []
+
+
+def test_trigger_form_and_run_page(porg, client):
+    login(client, porg.user("beta.ops"))
+    form = client.get(f"/recsys/pipelines/{porg.pipeline.slug}/runs/new/")
+    assert form.status_code == 200
+    html = form.content.decode()
+    assert f'value="{porg.catalog_v.pk}" selected' in html  # newest approved preselected
+    bad = client.post(
+        f"/recsys/pipelines/{porg.pipeline.slug}/runs/new/",
+        {
+            "kind": "full_retrain",
+            "reason": "",
+            f"input_{porg.asset.slug}": porg.catalog_v.pk,
+            "input_labels": porg.labels_v.pk,
+        },
+    )
+    assert bad.status_code == 400 and not PipelineRun.objects.exists()
+    ok = client.post(
+        f"/recsys/pipelines/{porg.pipeline.slug}/runs/new/",
+        {
+            "kind": "full_retrain",
+            "reason": "new labels",
+            f"input_{porg.asset.slug}": porg.catalog_v.pk,
+            "input_labels": porg.labels_v.pk,
+            "param_epochs": 1,
+        },
+    )
+    run = PipelineRun.objects.get()
+    assert ok.status_code == 302 and ok["Location"] == f"/recsys/runs/{run.pk}/"
+    page = client.get(f"/recsys/runs/{run.pk}/").content.decode()
+    assert "Awaiting approval" in page and "waiting for Alpha" in page
+    assert 'hx-trigger="every 2s"' in page  # live progress while not finished
+
+
+@pytest.mark.parametrize(("actor", "status"), [("beta.steward", 403), ("outsider", 404)])
+def test_trigger_form_refusals(porg, client, actor, status):
+    login(client, porg.user(actor))
+    assert client.get(f"/recsys/pipelines/{porg.pipeline.slug}/runs/new/").status_code == status
+
+
+def test_pipeline_pages_render(porg, client):
+    login(client, porg.user("alpha.viewer"))
+    assert client.get("/recsys/").status_code == 200
+    page = client.get(f"/recsys/pipelines/{porg.pipeline.slug}/").content.decode()
+    assert "No index built yet" in page and "Trigger retrain" not in page
