@@ -79,6 +79,7 @@ def st_encoder(path: str, max_length: int):
 
 
 def run(n: int, max_length: int, batch_size: int, repeats: int) -> dict:
+    """Measure every variant on the same ``n`` texts; returns the JSON-able result."""
     texts = load_texts(n)
     if texts is None:
         return {"skipped": f"{chorus_dir()}/1.json.zip not found"}
@@ -121,6 +122,7 @@ def run(n: int, max_length: int, batch_size: int, repeats: int) -> dict:
 
 
 def table(result: dict) -> str:
+    """The result as a small text table."""
     if "skipped" in result:
         return f"skipped: {result['skipped']}"
     rows = [("fp32, length-sorted", result["fp32_sorted_texts_per_s"], 1.0)]
@@ -143,6 +145,7 @@ def table(result: dict) -> str:
 
 
 def main() -> None:
+    """Parse arguments, run, print JSON then the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--max-length", type=int, default=256)

@@ -17,6 +17,7 @@ from governance.models import (
     Decision,
     Incident,
 )
+from governance.services.approvals import handler_for
 from governance.sla import version_sla_results
 from teams import permissions as team_perms
 from teams.choices import RaciKind
@@ -135,11 +136,28 @@ def attach_versions(requests: list[ApprovalRequest]) -> list[ApprovalRequest]:
     ).in_bulk(version_ids)
     for version in versions.values():
         with_sla_now(version)
+    others = _other_subjects([r for r in requests if r.kind != "dataset_version"])
     for request in requests:
         request.version = (
             versions.get(request.subject_id) if request.kind == "dataset_version" else None
         )
+        request.other = others.get((request.subject_type_id, request.subject_id))
+        subject = request.version or request.other
+        request.link = handler_for(request.kind).link(subject) if subject is not None else ""
     return requests
+
+
+def _other_subjects(requests: list[ApprovalRequest]) -> dict:
+    """Subjects of other kinds (pipeline runs, indexes), one query per subject type."""
+    by_type: dict = {}
+    for request in requests:
+        by_type.setdefault(request.subject_type, set()).add(request.subject_id)
+    found = {}
+    for subject_type, ids in by_type.items():
+        model = subject_type.model_class()
+        for pk, obj in model.objects.select_related().in_bulk(ids).items():
+            found[(subject_type.pk, pk)] = obj
+    return found
 
 
 def with_sla_now(version: DatasetVersion) -> DatasetVersion:
