@@ -14,4 +14,7 @@ RUN_PARAMETERS = {
 }
 QUALITY_GATE_TOLERANCE_DEFAULT = 0.01  # nDCG@10 may drop at most 1 point vs the active index
 SWEEP_REENQUEUE_AFTER_SECONDS = 120
+# A running run whose worker has not reported for this long is "worker lost" (progress is
+# reported at least every few seconds while a job runs, so this is generous).
+WORKER_LOST_AFTER_SECONDS = 600
 RUN_LOG_MAX_CHARS = 200_000

@@ -36,13 +36,14 @@ class _Progress:
 
     def __init__(self, run: PipelineRun, attempt: int):
         self.run, self.attempt, self.low, self.high, self.step = run, attempt, 0, 0, ""
-        self.last = 0.0
+        self.last, self.fraction = 0.0, 0.0
 
     def begin(self, step: str, low: int, high: int) -> None:
         self.step, self.low, self.high = step, low, high
         self.report(0.0, f"{step}: started", force=True)
 
     def report(self, fraction: float, message: str = "", *, force: bool = False) -> None:
+        self.fraction = fraction
         now = time.monotonic()
         if not force and now - self.last < 1.0:
             return
@@ -58,12 +59,20 @@ class _Progress:
             raise CancelledError(f"cancelled during {self.step}")
 
     def should_stop(self) -> bool:
+        """Polled before every batch (one cheap query, so a cancel stops within one batch);
+        also the throttled heartbeat that tells the sweep the worker lives."""
         fresh = (
             PipelineRun.objects.filter(pk=self.run.pk)
-            .values_list("cancel_requested", "state")
+            .values_list("cancel_requested", "state", "attempt")
             .first()
         )
-        return fresh is None or fresh[0] or fresh[1] != RunState.RUNNING
+        if fresh is None or fresh[0] or fresh[1] != RunState.RUNNING or fresh[2] != self.attempt:
+            return True
+        try:
+            self.report(self.fraction)
+        except CancelledError:
+            return True
+        return False
 
     def __call__(self, fraction: float, message: str = "") -> None:  # ProgressFn
         self.report(fraction, message)

@@ -14,6 +14,8 @@ def run_execute_task(run_id: int, attempt: int) -> None:
 
 @shared_task(name="recsys.runs_sweep", queue="default", ignore_result=True)
 def runs_sweep_task() -> None:
+    import logging
+
     from recsys.services import runs_sweep
 
-    runs_sweep()
+    logging.getLogger(__name__).info("runs sweep: %s", runs_sweep())

@@ -27,7 +27,12 @@ from governance.services.approvals import (
 )
 from recsys import permissions
 from recsys.choices import TERMINAL_RUN_STATES, RunKind, RunState
-from recsys.constants import RUN_LOG_MAX_CHARS, RUN_PARAMETERS, SWEEP_REENQUEUE_AFTER_SECONDS
+from recsys.constants import (
+    RUN_LOG_MAX_CHARS,
+    RUN_PARAMETERS,
+    SWEEP_REENQUEUE_AFTER_SECONDS,
+    WORKER_LOST_AFTER_SECONDS,
+)
 from recsys.models import Pipeline, PipelineRun
 from recsys.pipelines.common import stable_hash
 from teams.errors import PermissionDeniedError, ValidationError
@@ -221,19 +226,34 @@ def _enqueue(run_id: int, attempt: int) -> None:
     PipelineRun.objects.filter(pk=run_id, state=RunState.QUEUED).update(enqueued_at=timezone.now())
 
 
-def runs_sweep(*, now=None) -> int:
-    """Re-enqueue queued runs that no worker has started (the broker was down, or the message
-    was lost). The beat job; harmless when a delivery is duplicated."""
+def runs_sweep(*, now=None, worker_lost_after: int = WORKER_LOST_AFTER_SECONDS) -> dict:
+    """The beat job. Re-enqueue queued runs no worker has started (the broker was down, or the
+    message was lost): harmless if a delivery is duplicated. Fail running runs whose worker
+    stopped reporting ("worker lost", e.g. killed by the OOM killer): ops retry them."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=SWEEP_REENQUEUE_AFTER_SECONDS)
     waiting = PipelineRun.objects.filter(state=RunState.QUEUED).filter(
         Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
     )
-    count = 0
+    requeued = 0
     for run_id, attempt in waiting.values_list("pk", "attempt"):
         _enqueue(run_id, attempt + 1)
-        count += 1
-    return count
+        requeued += 1
+    silent = now - timedelta(seconds=worker_lost_after)
+    lost = 0
+    for run_id in PipelineRun.objects.filter(
+        state=RunState.RUNNING, heartbeat_at__lt=silent
+    ).values_list("pk", flat=True):
+        with transaction.atomic():
+            run = PipelineRun.objects.select_for_update().get(pk=run_id)
+            if run.state == RunState.RUNNING and run.heartbeat_at < silent:
+                _finish_failed(
+                    run,
+                    "worker lost: no sign of life from its worker since "
+                    f"{run.heartbeat_at:%H:%M:%S}; retry it as a new attempt",
+                )
+                lost += 1
+    return {"requeued": requeued, "worker_lost": lost}
 
 
 RUN_HANDLER = SubjectHandler(
@@ -310,6 +330,7 @@ def run_start(*, run_id: int, attempt: int) -> PipelineRun | None:
             verb="pipelinerun.started",
             attempt=attempt,
             started_at=timezone.now(),
+            heartbeat_at=timezone.now(),
             worker_host=socket.gethostname(),
             progress=0,
             step="starting",
@@ -343,7 +364,8 @@ def run_progress(*, run_id: int, attempt: int, progress: int, step: str, line: s
         if run.state != RunState.RUNNING or run.attempt != attempt:
             return False
         run.progress, run.step = max(0, min(100, progress)), step[:60]
-        run.save(update_fields=["progress", "step"])
+        run.heartbeat_at = timezone.now()
+        run.save(update_fields=["progress", "step", "heartbeat_at"])
         if line:
             _append_log(run, line)
         return not run.cancel_requested

@@ -772,3 +772,16 @@ def test_deprecation_needs_a_steward_and_a_reason(org):
         )
     assert info.value.field == "reason" and "Say why" in info.value.message
     assert frozen(version) == before
+
+
+def test_an_oversized_upload_is_refused_before_the_body_is_read(org, client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    settings.STEWARD_MAX_UPLOAD_BYTES = 10
+    client.force_login(org.user("alpha.engineer"))
+    response = client.post(
+        "/governance/assets/catalog/upload/",
+        {"file": SimpleUploadedFile("big.csv", b"id\n" + b"1\n" * 700_000)},
+    )
+    assert response.status_code == 400
+    assert "over the limit of 10 bytes" in response.content.decode()
+    assert not DatasetVersion.objects.exists()
