@@ -15,7 +15,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from recsys.choices import RunState
+from recsys.choices import RunKind, RunState
 from recsys.models import ModelVersion, PipelineRun
 from recsys.pipelines.common import CancelledError
 from recsys.services import runs as services
@@ -85,7 +85,8 @@ def execute(*, run: PipelineRun, attempt: int) -> None:
     progress = _Progress(run, attempt)
     timings: dict[str, float] = {}
     try:
-        outputs = _full_retrain(run, workdir, progress, timings)
+        job = _clean_only if run.kind == RunKind.CLEAN else _full_retrain
+        outputs = job(run, workdir, progress, timings)
     except CancelledError as exc:
         remove_tree(workdir)
         services.run_finish(
@@ -138,6 +139,21 @@ def _read(version, *, kind: str):
     if version.format == "chorus-products":
         return pd.concat(list(profiling.read_chorus_products(path)), ignore_index=True)
     return pd.concat(list(profiling.iter_frames(path, fmt=version.format)), ignore_index=True)
+
+
+def _clean_only(run: PipelineRun, workdir: Path, progress: _Progress, timings: dict) -> dict:
+    """The "clean" kind: clean the catalog and submit it as a new version for its stewards."""
+    from recsys.pipelines import retrain as jobs
+
+    source = _inputs(run)["product_catalog"]
+    (workdir / "work").mkdir(parents=True, exist_ok=True)
+    progress.begin("clean", 0, 100)
+    with _timed(timings, "clean"):
+        catalog, report = jobs.clean_catalog(
+            _read(source, kind="product_catalog"), should_stop=progress.should_stop
+        )
+        derived = _register_cleaned(run, source, catalog, workdir, report)
+    return {"cleaned_version": derived.pk, "clean_report": report}
 
 
 def _full_retrain(run: PipelineRun, workdir: Path, progress: _Progress, timings: dict) -> dict:

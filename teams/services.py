@@ -7,7 +7,6 @@ changed object. Side effects (e-mail) leave only after commit.
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import partial
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -21,6 +20,7 @@ from teams.choices import RaciKind, Role
 from teams.constants import MAX_TEAM_DEPTH
 from teams.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from teams.models import Membership, Notification, Responsibility, Team
+from teams.queueing import enqueue_on_commit
 
 User = get_user_model()
 _UNSET = object()
@@ -557,7 +557,7 @@ def notification_send(*, recipient, subject: str, body: str = "", link: str = ""
     notification = Notification.objects.create(
         recipient=recipient, subject=subject[:200], body=body, link=link
     )
-    transaction.on_commit(partial(notification_email_send_task.delay, notification.id))
+    enqueue_on_commit(notification_email_send_task, notification.id)
     return notification
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from functools import partial
 from pathlib import PurePosixPath, PureWindowsPath
 
 from django.conf import settings
@@ -24,6 +23,7 @@ from governance.services.approvals import SubjectHandler, approval_request_open
 from governance.sla import version_sla_results
 from governance.transitions import assert_transition
 from teams.errors import ValidationError
+from teams.queueing import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 UNKNOWN_FORMAT = "unknown"  # content that contradicts its file name
@@ -171,7 +171,7 @@ def _store_version(*, actor, uploader, asset, file, name, fmt, note, submit, ver
     audit_record(actor=actor, verb=verb, target=version, after=_version_state(version))
     from governance.tasks import dataset_version_profile_task
 
-    transaction.on_commit(partial(dataset_version_profile_task.delay, version.pk))
+    enqueue_on_commit(dataset_version_profile_task, version.pk)
     return version
 
 

@@ -107,21 +107,34 @@ def fine_tune(
     )
 
 
+BF16_SAMPLE = 256
+
+
 def embed_catalog(
     catalog: pd.DataFrame,
     model_path: str,
     params: dict,
     should_stop: Callable[[], bool] | None = None,
-) -> tuple[np.ndarray, list[str]]:
-    """(vectors, product ids) of the catalog under the model at `model_path`."""
-    from recsys.pipelines.encoding import encode, load_encoder
+) -> tuple[np.ndarray, list[str], dict]:
+    """(vectors, product ids, precision) of the catalog under the model at `model_path`.
+
+    bf16 is used only where the CPU runs it natively and the top-10 neighbours of a sample agree
+    with fp32 on at least 0.98; otherwise fp32."""
+    from recsys.pipelines.encoding import choose_bf16, encode, load_encoder
 
     texts = product_texts(catalog, params)
     encoder = load_encoder(model_path)
+    sample = texts.iloc[:: max(1, len(texts) // BF16_SAMPLE)].tolist()[:BF16_SAMPLE]
+    use_bf16, overlap = choose_bf16(encoder, sample, max_length=params["max_length"])
     vectors = encode(
-        encoder, texts.tolist(), max_length=params["max_length"], should_stop=should_stop
+        encoder,
+        texts.tolist(),
+        max_length=params["max_length"],
+        bf16=use_bf16,
+        should_stop=should_stop,
     )
-    return vectors, [str(i) for i in texts.index]
+    precision = {"bf16": use_bf16, "bf16_top10_overlap": round(overlap, 4)}
+    return vectors, [str(i) for i in texts.index], precision
 
 
 def build_catalog_index(
@@ -133,8 +146,10 @@ def build_catalog_index(
 ):
     from recsys.pipelines.indexing import build_index
 
-    vectors, ids = embed_catalog(catalog, model_path, params, should_stop)
-    return build_index(vectors, ids, str(out_dir), extra_meta={"model_path": model_path})
+    vectors, ids, precision = embed_catalog(catalog, model_path, params, should_stop)
+    return build_index(
+        vectors, ids, str(out_dir), extra_meta={"model_path": model_path, **precision}
+    )
 
 
 def _dense_search(model_path: str, params: dict, search: Callable):
@@ -165,7 +180,7 @@ def evaluate_models(
     from recsys.pipelines.indexing import exact_search, load_index
 
     base = params["base_model"] or default_model_path()
-    base_vectors, ids = embed_catalog(catalog, base, params)
+    base_vectors, ids, _precision = embed_catalog(catalog, base, params)
     zero_shot = _dense_search(base, params, lambda q, k: exact_search(base_vectors, ids, q, k)[1])
     results = {"zero_shot": evaluate(zero_shot, judgments)}
     index = load_index(index_path)

@@ -226,7 +226,10 @@ def _make_optimizer(encoder: Encoder, cfg: TrainConfig, total: int) -> dict[str,
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    try:  # the fused kernel (CPU too, torch >= 2.4) is ~40% faster than the per-tensor loop
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
+    except (RuntimeError, TypeError):
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     warmup = math.ceil(cfg.warmup_ratio * total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_warmup(total, warmup))
     return {"optimizer": optimizer, "scheduler": scheduler}

@@ -90,7 +90,13 @@ def inputs_fingerprint(versions) -> str:
     return stable_hash(sorted([v.pk, v.asset_id, v.sha256] for v in versions))
 
 
-def _check_inputs(pipeline: Pipeline, versions: list[DatasetVersion]) -> None:
+REQUIRED_INPUT_KINDS = {
+    RunKind.FULL_RETRAIN: {"product_catalog", "relevance_labels"},
+    RunKind.CLEAN: {"product_catalog"},
+}
+
+
+def _check_inputs(pipeline: Pipeline, kind: str, versions: list[DatasetVersion]) -> None:
     allowed = set(pipeline.input_assets.values_list("pk", flat=True))
     seen: set[int] = set()
     for version in versions:
@@ -105,10 +111,12 @@ def _check_inputs(pipeline: Pipeline, versions: list[DatasetVersion]) -> None:
                 field="inputs",
             )
     kinds = {v.asset.kind for v in versions}
-    missing = {"product_catalog", "relevance_labels"} - kinds
+    missing = REQUIRED_INPUT_KINDS[kind] - kinds
     if missing:
         raise ValidationError(
-            f"A run needs an approved {' and '.join(sorted(missing))} version.", field="inputs"
+            f"A {RunKind(kind).label.split(' (')[0].lower()} run needs an approved "
+            f"{' and '.join(sorted(missing))} version.",
+            field="inputs",
         )
 
 
@@ -134,7 +142,7 @@ def run_request(
             pk__in=[v.pk for v in inputs]
         )
     )
-    _check_inputs(pipeline, versions)
+    _check_inputs(pipeline, kind, versions)
     values = validate_parameters(pipeline, parameters or {})
     run = PipelineRun.objects.create(
         pipeline=pipeline,

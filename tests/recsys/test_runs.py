@@ -266,3 +266,28 @@ def test_activation_needs_approval_gate_and_intact_files_then_rollback(
     assert index.status == "active"
     with pytest.raises(InvalidTransitionError):
         gov.approval_decide(actor=org.user("beta.lead"), request=approval, verdict="approve")
+
+
+def test_a_clean_run_cleans_and_submits_the_catalog_only(
+    pipeline_org, django_capture_on_commit_callbacks
+):
+    org = pipeline_org
+    run = services.run_request(
+        actor=org.user("beta.ops"),
+        pipeline=org.pipeline,
+        kind="clean",
+        inputs=[org.catalog_v],
+        reason="dedupe the catalog",
+    )
+    teams = sorted(r.team.slug for r in run_approval(run).requirements.all())
+    assert teams == ["alpha", "beta"]
+    _approve_all(org, run, django_capture_on_commit_callbacks)
+    services.run_execute(run_id=run.pk, attempt=1)
+    run.refresh_from_db()
+    assert run.state == "succeeded", run.error
+    assert set(run.timings) == {"clean"}
+    assert not run.model_versions.exists() and not IndexVersion.objects.filter(run=run).exists()
+    cleaned = DatasetVersion.objects.get(pk=run.outputs["cleaned_version"])
+    assert cleaned.asset == org.asset and cleaned.number == org.catalog_v.number + 1
+    report = run.outputs["clean_report"]
+    assert report["rows_in"] >= report["rows_out"] > 0
