@@ -49,10 +49,14 @@ class PipelineDetailView(LoginRequiredMixin, TemplateView):
         for index in indexes:
             index.gate_ok, index.gate_detail = services.quality_gate(index)
             index.activation = selectors.approval_of(index, ApprovalKind.INDEX_ACTIVATION)
+        history = [
+            (ix.metrics or {}).get("fine_tuned", {}).get("ndcg@10") for ix in reversed(indexes)
+        ]
         return super().get_context_data(
             pipeline=pipeline,
             runs=runs,
             indexes=indexes,
+            ndcg_chart=sparkline([v for v in history if v is not None], width=320, height=60),
             active=getattr(pipeline, "active", None),
             can_run=permissions.can_run(self.request.user, pipeline),
             **kwargs,

@@ -204,10 +204,13 @@ def dataset_version_profile(*, version_id: int) -> DatasetVersion | None:
 
 
 @transaction.atomic
-def dataset_version_profile_fail(*, version_id: int, reason: str) -> DatasetVersion:
+def dataset_version_profile_fail(*, version_id: int, reason: str) -> DatasetVersion | None:
     """Fail a pending or running profiling job with `reason` (e.g. its worker was lost)."""
-    version = DatasetVersion.objects.select_for_update().get(pk=version_id)
-    if version.profile_status in (ProfileStatus.PENDING, ProfileStatus.RUNNING):
+    version = DatasetVersion.objects.select_for_update().filter(pk=version_id).first()
+    if version is not None and version.profile_status in (
+        ProfileStatus.PENDING,
+        ProfileStatus.RUNNING,
+    ):
         version.profile_status = ProfileStatus.FAILED
         version.profile_error = reason
         version.profiled_at = timezone.now()
@@ -274,10 +277,11 @@ def _profile_record(*, version_id: int, profile: dict | None, error: str):
     version = (
         DatasetVersion.objects.select_for_update(of=("self",))
         .select_related("asset", "asset__sla", "uploaded_by")
-        .get(pk=version_id)
+        .filter(pk=version_id)
+        .first()
     )
-    if version.profile_status != ProfileStatus.RUNNING:
-        return version  # a concurrent attempt already recorded a result
+    if version is None or version.profile_status != ProfileStatus.RUNNING:
+        return version  # gone, or a concurrent attempt already recorded a result
     version.profiled_at = timezone.now()
     if profile is None:
         version.profile_status = ProfileStatus.FAILED

@@ -368,8 +368,8 @@ def _finish_failed(run: PipelineRun, reason: str) -> None:
 def run_progress(*, run_id: int, attempt: int, progress: int, step: str, line: str = "") -> bool:
     """Record progress of a running attempt; False when the run was cancelled (stop now)."""
     with transaction.atomic():
-        run = PipelineRun.objects.select_for_update().get(pk=run_id)
-        if run.state != RunState.RUNNING or run.attempt != attempt:
+        run = PipelineRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.state != RunState.RUNNING or run.attempt != attempt:
             return False
         run.progress, run.step = max(0, min(100, progress)), step[:60]
         run.heartbeat_at = timezone.now()
@@ -390,8 +390,8 @@ def run_finish(
 ) -> bool:
     """Compare-and-set the end of a running attempt (a cancelled run is not resurrected)."""
     with transaction.atomic():
-        run = PipelineRun.objects.select_for_update().get(pk=run_id)
-        if run.state != RunState.RUNNING or run.attempt != attempt:
+        run = PipelineRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.state != RunState.RUNNING or run.attempt != attempt:
             return False
         if run.cancel_requested and outcome != RunState.FAILED:
             outcome, error = RunState.CANCELLED, error or "cancelled by request"
