@@ -19,6 +19,20 @@ FORMAT_CHOICES = [
 ]
 
 
+def _json_object(raw: str | None, example: str) -> dict:
+    """A JSON object typed into a text area ({} when empty), or a form error saying why."""
+    raw = (raw or "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise forms.ValidationError(f"Not valid JSON: {exc.msg} (position {exc.pos}).") from None
+    if not isinstance(value, dict):
+        raise forms.ValidationError(f"Give an object such as {example}.")
+    return value
+
+
 class VersionUploadForm(forms.Form):
     file = forms.FileField(
         help_text="CSV, TSV, JSON lines, JSON array or Parquet; may be zipped or gzipped. "
@@ -79,18 +93,7 @@ class AssetSlaForm(forms.Form):
     approval_latency_hours = forms.IntegerField(required=False, min_value=1)
 
     def clean_column_max_null_rates(self):
-        raw = (self.cleaned_data.get("column_max_null_rates") or "").strip()
-        if not raw:
-            return {}
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(
-                f"Not valid JSON: {exc.msg} (position {exc.pos})."
-            ) from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError('Give an object such as {"column": 0.1}.')
-        return value
+        return _json_object(self.cleaned_data.get("column_max_null_rates"), '{"column": 0.1}')
 
 
 class AssetEditForm(forms.Form):
@@ -105,18 +108,9 @@ class AssetEditForm(forms.Form):
     )
 
     def clean_schema_contract(self):
-        raw = (self.cleaned_data.get("schema_contract") or "").strip()
-        if not raw:
-            return {}
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(
-                f"Not valid JSON: {exc.msg} (position {exc.pos})."
-            ) from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError('Give an object such as {"columns": {...}, "key": "id"}.')
-        return value
+        return _json_object(
+            self.cleaned_data.get("schema_contract"), '{"columns": {...}, "key": "id"}'
+        )
 
 
 class AuditFilterForm(forms.Form):

@@ -27,12 +27,7 @@ from governance.api.serializers import (
     ReasonInputSerializer,
 )
 from teams import selectors as team_selectors
-
-
-def _valid(serializer_class, data):
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+from teams.api.inputs import valid_input
 
 
 class DataAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -57,7 +52,7 @@ class DataAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         request=DataAssetCreateInputSerializer, responses={201: DataAssetOutputSerializer}
     )
     def create(self, request):
-        data = _valid(DataAssetCreateInputSerializer, request.data)
+        data = valid_input(DataAssetCreateInputSerializer, request.data)
         team = team_selectors.team_get_for_user(user=request.user, slug=data.pop("owning_team"))
         asset = services.dataasset_create(actor=request.user, owning_team=team, **data)
         return Response(
@@ -71,7 +66,9 @@ class DataAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     def partial_update(self, request, slug=None):
         asset = self.get_object()
         services.dataasset_update(
-            actor=request.user, asset=asset, **_valid(DataAssetUpdateInputSerializer, request.data)
+            actor=request.user,
+            asset=asset,
+            **valid_input(DataAssetUpdateInputSerializer, request.data),
         )
         return Response(self.get_serializer(self.get_queryset().get(pk=asset.pk)).data)
 
@@ -87,7 +84,7 @@ class DataAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             sla = getattr(asset, "sla", None)
             return Response(AssetSLASerializer(sla).data if sla else {})
         sla = services.assetsla_update(
-            actor=request.user, asset=asset, **_valid(AssetSLAInputSerializer, request.data)
+            actor=request.user, asset=asset, **valid_input(AssetSLAInputSerializer, request.data)
         )
         return Response(AssetSLASerializer(sla).data)
 
@@ -99,7 +96,7 @@ class DataAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     def versions(self, request, slug=None):
         """Upload a file as a new version (multipart `file`); profiled by a worker."""
         asset = self.get_object()
-        data = _valid(DatasetVersionUploadInputSerializer, request.data)
+        data = valid_input(DatasetVersionUploadInputSerializer, request.data)
         upload = data["file"]
         version = services.dataset_version_upload(
             actor=request.user,
@@ -141,7 +138,7 @@ class DatasetVersionViewSet(
         version = services.dataset_version_submit(
             actor=request.user,
             version=self.get_object(),
-            reason=_valid(NoteInputSerializer, request.data)["note"],
+            reason=valid_input(NoteInputSerializer, request.data)["note"],
         )
         return Response(self.get_serializer(version).data)
 
@@ -151,7 +148,7 @@ class DatasetVersionViewSet(
         version = services.dataset_version_deprecate(
             actor=request.user,
             version=self.get_object(),
-            reason=_valid(ReasonInputSerializer, request.data)["reason"],
+            reason=valid_input(ReasonInputSerializer, request.data)["reason"],
         )
         return Response(self.get_serializer(version).data)
 
@@ -181,7 +178,7 @@ class ApprovalRequestViewSet(
     @extend_schema(request=DecideInputSerializer, responses={200: ApprovalRequestOutputSerializer})
     @action(detail=True, methods=["post"])
     def decide(self, request, pk=None):
-        data = _valid(DecideInputSerializer, request.data)
+        data = valid_input(DecideInputSerializer, request.data)
         approval = services.approval_decide(
             actor=request.user,
             request=self.get_object(),
@@ -196,7 +193,7 @@ class ApprovalRequestViewSet(
         approval = services.approval_cancel(
             actor=request.user,
             request=self.get_object(),
-            reason=_valid(ReasonInputSerializer, request.data)["reason"],
+            reason=valid_input(ReasonInputSerializer, request.data)["reason"],
         )
         return Response(self.get_serializer(self.get_queryset().get(pk=approval.pk)).data)
 
@@ -233,7 +230,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         incident = services.incident_acknowledge(
             actor=request.user,
             incident=self.get_object(),
-            note=_valid(NoteInputSerializer, request.data)["note"],
+            note=valid_input(NoteInputSerializer, request.data)["note"],
         )
         return Response(self.get_serializer(self.get_queryset().get(pk=incident.pk)).data)
 
@@ -287,7 +284,7 @@ class ApprovalPolicyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         request=ApprovalPolicySetInputSerializer, responses={200: ApprovalPolicyOutputSerializer}
     )
     def create(self, request):
-        data = _valid(ApprovalPolicySetInputSerializer, request.data)
+        data = valid_input(ApprovalPolicySetInputSerializer, request.data)
         team = team_selectors.team_get_for_user(user=request.user, slug=data.pop("team"))
         policy = services.approvalpolicy_set(actor=request.user, team=team, **data)
         return Response(self.get_serializer(policy).data)

@@ -17,12 +17,7 @@ from recsys.api.serializers import (
     RunRequestInputSerializer,
 )
 from recsys.models import IndexVersion
-
-
-def _valid(serializer_class, data):
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+from teams.api.inputs import valid_input
 
 
 class PipelineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -67,7 +62,7 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     @extend_schema(request=RunRequestInputSerializer, responses={201: PipelineRunDetailSerializer})
     def create(self, request):
-        data = _valid(RunRequestInputSerializer, request.data)
+        data = valid_input(RunRequestInputSerializer, request.data)
         pipeline = selectors.pipeline_get_for_user(user=request.user, slug=data["pipeline"])
         run = services.run_request(
             actor=request.user,
@@ -127,7 +122,7 @@ class IndexVersionViewSet(
         approval = services.index_request_activation(
             actor=request.user,
             index=self.get_object(),
-            reason=_valid(ActivationReasonInputSerializer, request.data)["reason"],
+            reason=valid_input(ActivationReasonInputSerializer, request.data)["reason"],
         )
         return Response(approval_summary(approval))
 

@@ -7,6 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from teams import selectors, services
+from teams.api.inputs import valid_input
 from teams.api.serializers import (
     MembershipCreateInputSerializer,
     MembershipOutputSerializer,
@@ -24,12 +25,6 @@ from teams.filters import MembershipFilterSet, ResponsibilityFilterSet, TeamFilt
 User = get_user_model()
 
 
-def _valid(serializer_class, data):
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Teams visible to the user; create a sub-team (leads) or an organization (admins)."""
 
@@ -42,7 +37,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     @extend_schema(request=TeamCreateInputSerializer, responses={201: TeamOutputSerializer})
     def create(self, request):
-        data = _valid(TeamCreateInputSerializer, request.data)
+        data = valid_input(TeamCreateInputSerializer, request.data)
         parent_slug = data.pop("parent")
         parent = (
             selectors.team_get_for_user(user=request.user, slug=parent_slug)
@@ -58,7 +53,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @extend_schema(request=TeamUpdateInputSerializer, responses={200: TeamOutputSerializer})
     def partial_update(self, request, slug=None):
         team = self.get_object()
-        data = _valid(TeamUpdateInputSerializer, request.data)
+        data = valid_input(TeamUpdateInputSerializer, request.data)
         if "parent" in data:
             data["parent"] = selectors.team_get_for_user(user=request.user, slug=data["parent"])
         services.team_update(actor=request.user, team=team, **data)
@@ -78,7 +73,7 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         request=MembershipCreateInputSerializer, responses={201: MembershipOutputSerializer}
     )
     def create(self, request):
-        data = _valid(MembershipCreateInputSerializer, request.data)
+        data = valid_input(MembershipCreateInputSerializer, request.data)
         team = selectors.team_get_for_user(user=request.user, slug=data["team"])
         user = services.user_by_username(data["username"])
         membership = services.membership_grant(
@@ -90,7 +85,7 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         request=MembershipRoleInputSerializer, responses={200: MembershipOutputSerializer}
     )
     def partial_update(self, request, pk=None):
-        data = _valid(MembershipRoleInputSerializer, request.data)
+        data = valid_input(MembershipRoleInputSerializer, request.data)
         membership = services.membership_change_role(
             actor=request.user, membership=self.get_object(), role=data["role"]
         )
@@ -101,7 +96,7 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def revoke(self, request, pk=None):
         """Remove the member; name a successor (username) or null per accountable subject."""
         membership = self.get_object()
-        data = _valid(MembershipRevokeInputSerializer, request.data)
+        data = valid_input(MembershipRevokeInputSerializer, request.data)
         names = {row["successor"] for row in data["successors"] if row["successor"]}
         users = {u.username: u for u in User.objects.filter(username__in=names, is_active=True)}
         missing = names - set(users)
@@ -137,7 +132,7 @@ class ResponsibilityViewSet(
         request=ResponsibilityCreateInputSerializer, responses={201: ResponsibilityOutputSerializer}
     )
     def create(self, request):
-        data = _valid(ResponsibilityCreateInputSerializer, request.data)
+        data = valid_input(ResponsibilityCreateInputSerializer, request.data)
         subject, team = None, None
         if data["subject_type"] or data["subject_id"] is not None:
             if not data["subject_type"] or data["subject_id"] is None:
