@@ -471,9 +471,10 @@ def run_retry(*, actor, run: PipelineRun) -> PipelineRun:
     permissions.require_run(actor, run.pipeline, "retry runs of this pipeline")
     if run.state != RunState.FAILED:
         raise ValidationError(f"Only a failed run can be retried; run #{run.pk} is {run.state}.")
-    if _refusal(run):
+    refusal = _refusal(run)
+    if refusal:
         raise PermissionDeniedError(
-            f"Run #{run.pk} cannot be retried: {_refusal(run)}. Request a new run."
+            f"Run #{run.pk} cannot be retried: {refusal}. Request a new run."
         )
     _set_state(
         actor=actor,
