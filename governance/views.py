@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views import View
@@ -33,11 +33,7 @@ from governance.forms import (
 )
 from governance.services.approvals import default_approver_roles, eligible_approvers
 from governance.services.versions import max_upload_bytes
-from teams.errors import ApplicationError, NotFoundError
-
-
-def _not_found(exc: NotFoundError):
-    return Http404(exc.message)
+from teams.errors import ApplicationError
 
 
 class AssetMixin(LoginRequiredMixin):
@@ -46,10 +42,7 @@ class AssetMixin(LoginRequiredMixin):
     def dispatch(self, request, *args, **kwargs):
         if not request.user.is_authenticated:
             return self.handle_no_permission()
-        try:
-            self.asset = selectors.asset_get_for_user(user=request.user, slug=kwargs["slug"])
-        except NotFoundError as exc:
-            raise _not_found(exc) from exc
+        self.asset = selectors.asset_get_for_user(user=request.user, slug=kwargs["slug"])
         self.can_upload = permissions.can_upload(request.user, self.asset)
         self.can_steward = permissions.can_steward(request.user, self.asset)
         return super().dispatch(request, *args, **kwargs)
@@ -236,10 +229,7 @@ class VersionMixin(LoginRequiredMixin):
     def dispatch(self, request, *args, **kwargs):
         if not request.user.is_authenticated:
             return self.handle_no_permission()
-        try:
-            self.version = selectors.version_get_for_user(user=request.user, pk=kwargs["pk"])
-        except NotFoundError as exc:
-            raise _not_found(exc) from exc
+        self.version = selectors.version_get_for_user(user=request.user, pk=kwargs["pk"])
         return super().dispatch(request, *args, **kwargs)
 
 
@@ -325,10 +315,7 @@ class ApprovalDecideView(LoginRequiredMixin, View):
     """Approve, or reject with a comment, in one step; back to where the form was."""
 
     def post(self, request, pk):
-        try:
-            approval = selectors.approval_get_for_user(user=request.user, pk=pk)
-        except NotFoundError as exc:
-            raise _not_found(exc) from exc
+        approval = selectors.approval_get_for_user(user=request.user, pk=pk)
         form = DecisionForm(request.POST)
         back = request.POST.get("next") or reverse("governance:inbox")
         if not back.startswith("/"):
@@ -353,13 +340,11 @@ class ApprovalDecideView(LoginRequiredMixin, View):
 
 class ApprovalCancelView(LoginRequiredMixin, View):
     def post(self, request, pk):
+        approval = selectors.approval_get_for_user(user=request.user, pk=pk)
         try:
-            approval = selectors.approval_get_for_user(user=request.user, pk=pk)
             services.approval_cancel(
                 actor=request.user, request=approval, reason=request.POST.get("reason", "")
             )
-        except NotFoundError as exc:
-            raise _not_found(exc) from exc
         except ApplicationError as exc:
             messages.error(request, exc.message)
         else:
@@ -385,10 +370,7 @@ class IncidentDetailView(LoginRequiredMixin, TemplateView):
     template_name = "governance/incident_detail.html"
 
     def get_context_data(self, **kwargs):
-        try:
-            incident = selectors.incident_get_for_user(user=self.request.user, pk=kwargs["pk"])
-        except NotFoundError as exc:
-            raise _not_found(exc) from exc
+        incident = selectors.incident_get_for_user(user=self.request.user, pk=kwargs["pk"])
         return super().get_context_data(
             incident=incident,
             can_ack=incident.status == "open"
@@ -402,13 +384,11 @@ class IncidentDetailView(LoginRequiredMixin, TemplateView):
 
 class IncidentAcknowledgeView(LoginRequiredMixin, View):
     def post(self, request, pk):
+        incident = selectors.incident_get_for_user(user=request.user, pk=pk)
         try:
-            incident = selectors.incident_get_for_user(user=request.user, pk=pk)
             services.incident_acknowledge(
                 actor=request.user, incident=incident, note=request.POST.get("note", "")
             )
-        except NotFoundError as exc:
-            raise _not_found(exc) from exc
         except ApplicationError as exc:
             messages.error(request, exc.message)
         else:
@@ -508,12 +488,9 @@ class ApprovalPolicyView(LoginRequiredMixin, View):
     def dispatch(self, request, *args, **kwargs):
         if not request.user.is_authenticated:
             return self.handle_no_permission()
-        try:
-            self.team, self.policies = selectors.policies_for_team(
-                user=request.user, team_slug=kwargs["slug"]
-            )
-        except NotFoundError as exc:
-            raise _not_found(exc) from exc
+        self.team, self.policies = selectors.policies_for_team(
+            user=request.user, team_slug=kwargs["slug"]
+        )
         from teams.permissions import can_manage_team
 
         self.can_manage = can_manage_team(request.user, self.team)

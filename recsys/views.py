@@ -5,7 +5,6 @@ from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views import View
 from django.views.generic import TemplateView
@@ -16,14 +15,7 @@ from governance.models import DatasetVersion
 from recsys import permissions, selectors, services
 from recsys.choices import TERMINAL_RUN_STATES
 from recsys.forms import RunRequestForm
-from teams.errors import ApplicationError, NotFoundError
-
-
-def _get(fn, **kwargs):
-    try:
-        return fn(**kwargs)
-    except NotFoundError as exc:
-        raise Http404(exc.message) from exc
+from teams.errors import ApplicationError
 
 
 class PipelineListView(LoginRequiredMixin, TemplateView):
@@ -39,9 +31,7 @@ class PipelineDetailView(LoginRequiredMixin, TemplateView):
     template_name = "recsys/pipeline_detail.html"
 
     def get_context_data(self, **kwargs):
-        pipeline = _get(
-            selectors.pipeline_get_for_user, user=self.request.user, slug=kwargs["slug"]
-        )
+        pipeline = selectors.pipeline_get_for_user(user=self.request.user, slug=kwargs["slug"])
         runs = Paginator(
             selectors.runs_for_user(user=self.request.user, pipeline=pipeline), 20
         ).get_page(self.request.GET.get("page"))
@@ -67,9 +57,7 @@ class RunRequestView(LoginRequiredMixin, View):
     def dispatch(self, request, *args, **kwargs):
         if not request.user.is_authenticated:
             return self.handle_no_permission()
-        self.pipeline = _get(
-            selectors.pipeline_get_for_user, user=request.user, slug=kwargs["slug"]
-        )
+        self.pipeline = selectors.pipeline_get_for_user(user=request.user, slug=kwargs["slug"])
         if not permissions.can_run(request.user, self.pipeline):
             raise PermissionDenied(
                 f"You cannot request runs of {self.pipeline.name}: only ops "
@@ -120,7 +108,7 @@ class RunDetailView(LoginRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         user = self.request.user
-        run = _get(selectors.run_get_for_user, user=user, pk=kwargs["pk"])
+        run = selectors.run_get_for_user(user=user, pk=kwargs["pk"])
         request = selectors.approval_of(run, ApprovalKind.PIPELINE_RUN)
         model = run.model_versions.first()
         curve = [p.get("loss", 0.0) for p in (model.training_curve if model else [])]
@@ -142,7 +130,7 @@ class RunDetailView(LoginRequiredMixin, TemplateView):
 
 class _RunAction(LoginRequiredMixin, View):
     def post(self, request, pk):
-        run = _get(selectors.run_get_for_user, user=request.user, pk=pk)
+        run = selectors.run_get_for_user(user=request.user, pk=pk)
         try:
             self.perform(request.user, run)
         except ApplicationError as exc:
@@ -168,7 +156,7 @@ class RunRetryView(_RunAction):
 
 class _IndexAction(LoginRequiredMixin, View):
     def post(self, request, pk):
-        index = _get(selectors.index_get_for_user, user=request.user, pk=pk)
+        index = selectors.index_get_for_user(user=request.user, pk=pk)
         try:
             self.perform(request, index)
         except ApplicationError as exc:
@@ -196,7 +184,7 @@ class IndexActivateView(_IndexAction):
 
 class RollbackView(LoginRequiredMixin, View):
     def post(self, request, slug):
-        pipeline = _get(selectors.pipeline_get_for_user, user=request.user, slug=slug)
+        pipeline = selectors.pipeline_get_for_user(user=request.user, slug=slug)
         try:
             pointer = services.index_rollback(actor=request.user, pipeline=pipeline)
         except ApplicationError as exc:

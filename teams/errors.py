@@ -4,6 +4,8 @@ teams is the bottom of the import chain (teams <- governance <- recsys), so the 
 error types live here.
 """
 
+from django.http import Http404
+
 
 class ApplicationError(Exception):
     """A rule of the product refused the operation; `message` is shown to the user."""
@@ -29,8 +31,10 @@ class PermissionDeniedError(ApplicationError):
     status_code = 403
 
 
-class NotFoundError(ApplicationError):
-    """The object does not exist or is not visible to the actor (same answer for both)."""
+class NotFoundError(ApplicationError, Http404):
+    """The object does not exist or is not visible to the actor (same answer for both).
+
+    Also an Http404, so a view that lets it propagate answers with Django's 404 page."""
 
     status_code = 404
 

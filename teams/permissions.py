@@ -235,16 +235,12 @@ class TeamPermissionMixin:
     def dispatch(self, request, *args, **kwargs):
         from django.contrib.auth.views import redirect_to_login
         from django.core.exceptions import PermissionDenied
-        from django.http import Http404
 
         from teams.selectors import team_get_for_user
 
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
-        try:
-            self.team = team_get_for_user(user=request.user, slug=kwargs["slug"])
-        except NotFoundError as exc:
-            raise Http404(exc.message) from exc
+        self.team = team_get_for_user(user=request.user, slug=kwargs["slug"])  # 404 if unseen
         self.can_manage = can_manage_team(request.user, self.team)
         if self.manage_required and not self.can_manage:
             raise PermissionDenied(

@@ -13,7 +13,7 @@ from django.views.generic import TemplateView
 
 from teams import selectors, services
 from teams.choices import RaciKind, Role
-from teams.errors import ApplicationError, NotFoundError
+from teams.errors import ApplicationError
 from teams.forms import (
     MemberAddForm,
     MemberRemoveForm,
@@ -295,10 +295,7 @@ class ResponsibilityRemoveView(TeamPermissionMixin, View):
     refused_action = "remove responsibilities in this team"
 
     def get_responsibility(self, pk):
-        try:
-            responsibility = selectors.responsibility_get_for_user(user=self.request.user, pk=pk)
-        except NotFoundError as exc:
-            raise Http404(exc.message) from exc
+        responsibility = selectors.responsibility_get_for_user(user=self.request.user, pk=pk)
         if responsibility.team_id != self.team.id:
             raise Http404("Responsibility not found.")
         return responsibility
