@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,10 @@ MIN_POINTS_PER_LIST = 39
 INDEX_FILE = "index.faiss"
 IDS_FILE = "ids.json"
 META_FILE = "meta.json"
-EF_SEARCH_STEPS = (16, 32, 64, 128, 256, 512, 1024)
+# efSearch values tried in turn by the build (see ``_tune``). A step is tried only while the
+# graph search it implies (about efSearch x 2·hnsw_m distances per query) stays below a flat
+# scan of the n vectors: past that a flat index is exact and no slower, so it is built instead.
+EF_SEARCH_STEPS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 
 class IndexChecksumError(Exception):
@@ -126,16 +129,25 @@ def _tuning_queries(emb: np.ndarray, n_queries: int, seed: int) -> np.ndarray:
     return noisy / np.linalg.norm(noisy, axis=1, keepdims=True).clip(1e-12)
 
 
-def _tune(index: Any, kind: str, emb: np.ndarray, queries: np.ndarray, target: float) -> tuple:
+def _tune(
+    index: Any, kind: str, emb: np.ndarray, queries: np.ndarray, target: float, params: dict
+) -> tuple:
     """Raise efSearch (HNSW) or nprobe (IVF-PQ) step by step until recall@10 against exact
-    search reaches ``target``; returns (parameter name, value, recall). Flat is exact."""
+    search reaches ``target``; returns (parameter name, value, recall), the last value tried
+    when the target is not reached. Flat is exact.
+
+    HNSW steps stop where the search would cost as much as a flat scan (efSearch x 2·hnsw_m
+    distances per query >= n; the first step is always tried): ``build_index`` then builds a
+    flat index instead of shipping a graph below its target."""
     import faiss
 
     positions = [str(i) for i in range(len(emb))]
     k = min(10, len(emb))
     _s, exact = exact_search(emb, positions, queries, k)
     if kind == "hnsw":
-        name, steps = "ef_search", EF_SEARCH_STEPS
+        budget = len(emb) / (2 * params["hnsw_m"])
+        name = "ef_search"
+        steps = [ef for ef in EF_SEARCH_STEPS if ef <= budget] or list(EF_SEARCH_STEPS[:1])
     else:
         ivf = faiss.extract_index_ivf(index)
         name, steps = "nprobe", sorted({min(2**i, ivf.nlist) for i in range(17)})
@@ -211,6 +223,7 @@ def build_index(
     hnsw_max: int = HNSW_MAX,
     tune_queries: np.ndarray | None = None,
     extra_meta: dict[str, Any] | None = None,
+    write_extra: Callable[[str], Iterable[str]] | None = None,
     **opts: Any,
 ) -> IndexInfo:
     """Build an index over ``embeddings`` (rows L2-normalised, row i = product ``ids[i]``) and
@@ -218,7 +231,9 @@ def build_index(
 
     ``opts``: hnsw_m, ef_construction, nlist, pq_m, seed. ``tune_queries`` (default: 500
     perturbed catalogue vectors) drive the efSearch/nprobe tuning; ``extra_meta`` (model and
-    catalogue versions, …) is stored in meta.json.
+    catalogue versions, …) is stored in meta.json. ``write_extra(folder)`` writes companion
+    files (the product table, the lexical index) into the temporary folder and returns their
+    names: they are checksummed and verified like the index itself.
     """
     start = time.monotonic()
     emb = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -233,12 +248,31 @@ def build_index(
     if kind != "flat":
         queries = tune_queries if tune_queries is not None else _tuning_queries(emb, 500, 0)
         name, value, recall = _tune(
-            index, kind, emb, np.asarray(queries, np.float32), target_recall
+            index, kind, emb, np.asarray(queries, np.float32), target_recall, params
         )
-        params[name] = value
+        params |= {name: value, "target_recall": target_recall}
+        if recall < target_recall and kind == "hnsw":
+            # Never ship a graph below its recall target: an exact flat index instead.
+            tried = {**params, "recall_at_10": round(recall, 4)}
+            del index
+            index, _flat_params = _make_index("flat", emb, opts)
+            params = {
+                "fallback_from": "hnsw",
+                "fallback_reason": (
+                    f"HNSW reached recall@10 {recall:.3f} < target {target_recall:.2f} at "
+                    f"efSearch {value} (the largest step worth trying for {len(ids)} "
+                    "vectors); built an exact flat index instead"
+                ),
+                "hnsw_tried": tried,
+            }
+            kind, recall = "flat", 1.0
+        elif recall < target_recall:
+            # IVF-PQ's codes are lossy by design and it is chosen where flat would not fit:
+            # kept, but the miss is recorded next to the measured recall.
+            params["below_target"] = True
     meta = {"kind": kind, "n": len(ids), "dim": int(emb.shape[1]), "params": params}
     meta |= {"recall_at_10_vs_exact": recall, "extra": extra_meta or {}}
-    checksum = _write_artifact(index, ids, meta, out_dir)
+    checksum = _write_artifact(index, ids, meta, out_dir, write_extra)
     return IndexInfo(
         path=os.path.abspath(out_dir),
         kind=kind,
@@ -251,8 +285,15 @@ def build_index(
     )
 
 
-def _write_artifact(index: Any, ids: list[str], meta: dict, out_dir: str) -> str:
-    """Write index, id map and meta (with checksums) to a temporary folder, then rename it."""
+def _write_artifact(
+    index: Any,
+    ids: list[str],
+    meta: dict,
+    out_dir: str,
+    write_extra: Callable[[str], Iterable[str]] | None = None,
+) -> str:
+    """Write index, id map, companion files and meta (with checksums) to a temporary folder,
+    then rename it."""
     import faiss
 
     out_dir = os.path.abspath(out_dir)
@@ -265,7 +306,8 @@ def _write_artifact(index: Any, ids: list[str], meta: dict, out_dir: str) -> str
         faiss.write_index(index, os.path.join(tmp, INDEX_FILE))
         with open(os.path.join(tmp, IDS_FILE), "w", encoding="utf-8") as fh:
             json.dump(ids, fh)
-        files = {name: sha256_file(os.path.join(tmp, name)) for name in (INDEX_FILE, IDS_FILE)}
+        names = [INDEX_FILE, IDS_FILE, *(write_extra(tmp) if write_extra else ())]
+        files = {name: sha256_file(os.path.join(tmp, name)) for name in names}
         meta = {**meta, "files": files, "checksum": _overall_checksum(files)}
         meta["faiss_version"] = faiss.__version__
         with open(os.path.join(tmp, META_FILE), "w", encoding="utf-8") as fh:
@@ -296,29 +338,41 @@ class LoadedIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def position(self, product_id: str) -> int:
+        """Row of a product in this index (KeyError for an unknown id)."""
+        return self._position[product_id]
+
     def search(
-        self, query_vecs: np.ndarray, k: int, *, allowed_ids: Iterable[str] | None = None
+        self,
+        query_vecs: np.ndarray,
+        k: int,
+        *,
+        allowed_ids: Iterable[str] | None = None,
+        allowed_positions: np.ndarray | None = None,
     ) -> tuple[np.ndarray, list[list[str]]]:
         """Top-``k`` products per query row: (scores (nq, k'), ids per query) with
         k' = min(k, n). Approximate indexes may return fewer than k' hits for a query: its id
         list is then shorter and the missing scores are -inf. ``allowed_ids`` restricts the
-        search to those products (a filter), inside faiss."""
+        search to those products (a filter), inside faiss; ``allowed_positions`` does the same
+        with index rows."""
         queries = np.ascontiguousarray(np.atleast_2d(query_vecs), dtype=np.float32)
         k = max(1, min(int(k), len(self.ids)))
-        params = self._selector_params(allowed_ids) if allowed_ids is not None else None
+        if allowed_ids is not None:
+            allowed_positions = np.array(
+                sorted({self._position[i] for i in allowed_ids if i in self._position}), np.int64
+            )
+        params = self._selector_params(allowed_positions) if allowed_positions is not None else None
         scores, positions = self.index.search(queries, k, params=params)
         scores = np.where(positions >= 0, scores, -np.inf).astype(np.float32)
         ids = [[self.ids[p] for p in row if p >= 0] for row in positions]
         return scores, ids
 
-    def _selector_params(self, allowed_ids: Iterable[str]) -> Any:
-        """faiss SearchParameters restricting results to ``allowed_ids`` (unknown ids ignored),
-        carrying over this index's efSearch / nprobe."""
+    def _selector_params(self, positions: np.ndarray) -> Any:
+        """faiss SearchParameters restricting results to the rows ``positions``, carrying over
+        this index's efSearch / nprobe."""
         import faiss
 
-        positions = np.array(
-            sorted({self._position[i] for i in allowed_ids if i in self._position}), np.int64
-        )
+        positions = np.ascontiguousarray(positions, dtype=np.int64)
         selector = faiss.IDSelectorBatch(positions)
         if self.kind == "hnsw":
             params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.index.hnsw.efSearch)
@@ -344,7 +398,7 @@ def verify_index(path: str) -> dict:
     with open(os.path.join(path, META_FILE), encoding="utf-8") as fh:
         meta = json.load(fh)
     files = meta.get("files") or {}
-    for name in (INDEX_FILE, IDS_FILE):
+    for name in sorted({INDEX_FILE, IDS_FILE} | set(files)):
         file_path = os.path.join(path, name)
         if name not in files or not os.path.exists(file_path):
             raise IndexChecksumError(f"{path}: {name} missing from the artifact")

@@ -143,12 +143,31 @@ def build_catalog_index(
     params: dict,
     out_dir: Path,
     should_stop: Callable[[], bool],
+    *,
+    events: pd.DataFrame | None = None,
 ):
+    """Embed the catalog and build its index artifact: the dense index plus, checksummed with
+    it, the BM25 index over the same texts, the product table (display fields and filters)
+    and the behaviour events on indexed products (for per-user recommendations)."""
+    from recsys.pipelines import products
     from recsys.pipelines.indexing import build_index
+    from recsys.pipelines.lexical import LexicalIndex
 
     vectors, ids, precision = embed_catalog(catalog, model_path, params, should_stop)
+    texts = product_texts(catalog, params)
+
+    def write_companions(folder: str) -> list[str]:
+        written = LexicalIndex.build(texts.tolist()).save(folder)
+        written.append(products.save_table(products.product_table(catalog, ids), folder))
+        written.append(products.save_events(products.event_table(events), folder))
+        return written
+
     return build_index(
-        vectors, ids, str(out_dir), extra_meta={"model_path": model_path, **precision}
+        vectors,
+        ids,
+        str(out_dir),
+        extra_meta={"model_path": model_path, "max_length": params["max_length"], **precision},
+        write_extra=write_companions,
     )
 
 
@@ -164,6 +183,41 @@ def _dense_search(model_path: str, params: dict, search: Callable):
     return run
 
 
+def mode_search(index, lexical, encoder, params: dict, mode: str) -> Callable:
+    """A batch search function (queries, k) -> ranked product ids for one retrieval mode over
+    one index artifact: dense (faiss), bm25, or hybrid (reciprocal-rank fusion of both)."""
+    from recsys.pipelines.encoding import encode
+    from recsys.pipelines.lexical import FUSION_DEPTH, reciprocal_rank_fusion
+
+    def dense(queries: list[str], k: int) -> list[list[str]]:
+        vectors = encode(encoder, queries, max_length=params["max_length"])
+        return index.search(vectors, k)[1]
+
+    def bm25(queries: list[str], k: int) -> list[list[str]]:
+        return [[index.ids[p] for p in lexical.search(q, k)[0]] for q in queries]
+
+    def hybrid(queries: list[str], k: int) -> list[list[str]]:
+        depth = max(k, FUSION_DEPTH)
+        fused = []
+        for q, dense_ids in zip(queries, dense(queries, depth), strict=True):
+            dense_positions = [index.position(pid) for pid in dense_ids]
+            lexical_positions = lexical.search(q, depth)[0].tolist()
+            positions, _scores = reciprocal_rank_fusion([dense_positions, lexical_positions], k)
+            fused.append([index.ids[p] for p in positions])
+        return fused
+
+    return {"dense": dense, "bm25": bm25, "hybrid": hybrid}[mode]
+
+
+SEARCH_MODES = ("dense", "bm25", "hybrid")
+
+
+def best_mode(metrics: dict) -> str:
+    """The retrieval mode with the best held-out nDCG@10 (dense on ties)."""
+    scores = {mode: metrics.get(mode, {}).get("ndcg@10", -1.0) for mode in SEARCH_MODES}
+    return max(SEARCH_MODES, key=lambda mode: (scores[mode], mode == "dense"))
+
+
 def evaluate_models(
     catalog: pd.DataFrame,
     judgments: pd.DataFrame,
@@ -174,26 +228,37 @@ def evaluate_models(
     active: dict | None,
 ) -> dict:
     """nDCG@10, Recall@100, MRR@10 on the held-out queries for the zero-shot base model (exact
-    search), the fine-tuned index, and the index served now (if any)."""
-    from recsys.pipelines.encoding import default_model_path
+    search), the fine-tuned index in each retrieval mode (dense = "fine_tuned", "bm25",
+    "hybrid"), and the index served now (if any, in its own default mode). "default_mode"
+    names the mode with the best nDCG@10: the one the new index serves by default."""
+    from recsys.pipelines.encoding import default_model_path, load_encoder
     from recsys.pipelines.evaluation import evaluate
     from recsys.pipelines.indexing import exact_search, load_index
+    from recsys.pipelines.lexical import LexicalIndex
 
     base = params["base_model"] or default_model_path()
     base_vectors, ids, _precision = embed_catalog(catalog, base, params)
     zero_shot = _dense_search(base, params, lambda q, k: exact_search(base_vectors, ids, q, k)[1])
     results = {"zero_shot": evaluate(zero_shot, judgments)}
     index = load_index(index_path)
-    results["fine_tuned"] = evaluate(
-        _dense_search(fine_tuned, params, lambda q, k: index.search(q, k)[1]), judgments
-    )
+    lexical = LexicalIndex.load(index_path)
+    encoder = load_encoder(fine_tuned)
+    for mode in SEARCH_MODES:
+        name = "fine_tuned" if mode == "dense" else mode
+        results[name] = evaluate(mode_search(index, lexical, encoder, params, mode), judgments)
     if active:
         served = load_index(active["index_path"])
-        results["active"] = evaluate(
-            _dense_search(active["model_path"], params, lambda q, k: served.search(q, k)[1]),
-            judgments,
+        served_mode = active.get("mode") or "dense"
+        served_lexical = LexicalIndex.load(active["index_path"]) if served_mode != "dense" else None
+        if served_mode != "dense" and served_lexical is None:
+            served_mode = "dense"
+        served_search = mode_search(
+            served, served_lexical, load_encoder(active["model_path"]), params, served_mode
         )
-    return {
+        results["active"] = evaluate(served_search, judgments)
+    metrics = {
         name: {**value["metrics"], "n_queries": value["n_queries"]}
         for name, value in results.items()
     }
+    by_mode = {"dense": metrics["fine_tuned"], "bm25": metrics["bm25"], "hybrid": metrics["hybrid"]}
+    return {**metrics, "default_mode": best_mode(by_mode)}

@@ -26,11 +26,23 @@ def gate_tolerance() -> float:
     )
 
 
+def serving_mode(index: IndexVersion) -> str:
+    """The retrieval mode an index serves by default: the best on its held-out queries
+    (dense when the run measured only dense)."""
+    return (index.metrics or {}).get("default_mode") or "dense"
+
+
+def mode_metrics(index: IndexVersion, mode: str | None = None) -> dict:
+    """Held-out metrics of an index in one mode (its default mode when None)."""
+    mode = mode or serving_mode(index)
+    return (index.metrics or {}).get("fine_tuned" if mode == "dense" else mode) or {}
+
+
 def quality_gate(index: IndexVersion) -> tuple[bool, str]:
     """No regression of nDCG@10 beyond the tolerance against the index served now (measured on
-    the same held-out queries by the run that built the candidate)."""
+    the same held-out queries by the run that built the candidate), each in its default mode."""
     metrics = index.metrics or {}
-    candidate = (metrics.get("fine_tuned") or {}).get("ndcg@10")
+    candidate = mode_metrics(index).get("ndcg@10")
     if candidate is None:
         return False, "the candidate has no held-out nDCG@10"
     active = metrics.get("active")

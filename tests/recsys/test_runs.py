@@ -233,8 +233,10 @@ def test_activation_needs_approval_gate_and_intact_files_then_rollback(
     assert "active" in candidate.metrics  # evaluated against the served index
     approval = services.index_request_activation(actor=org.user("beta.ops"), index=candidate)
     gov.approval_decide(actor=org.user("beta.lead"), request=approval, verdict="approve")
+    assert candidate.metrics["default_mode"] in ("dense", "bm25", "hybrid")
     candidate.metrics = {
         **candidate.metrics,
+        "default_mode": "dense",  # the gate judges the mode the index would serve
         "fine_tuned": {
             **candidate.metrics["fine_tuned"],
             "ndcg@10": candidate.metrics["active"]["ndcg@10"] - 0.05,
@@ -256,6 +258,7 @@ def test_activation_needs_approval_gate_and_intact_files_then_rollback(
     services.run_execute(run_id=third.pk, attempt=1)
     newest = IndexVersion.objects.get(run=third)
     newest.metrics["fine_tuned"]["ndcg@10"] = 1.0
+    newest.metrics["default_mode"] = "dense"
     newest.save(update_fields=["metrics"])
     approval = services.index_request_activation(actor=org.user("beta.ops"), index=newest)
     gov.approval_decide(actor=org.user("beta.lead"), request=approval, verdict="approve")
