@@ -13,6 +13,11 @@ in the build time), and measures:
 - single-query latency p50/p99 of ``LoadedIndex.search`` (k=10, 1,000 queries, after warm-up);
 - recall@10 against ``exact_search`` on 200 queries.
 
+When HNSW cannot reach its recall target with an efSearch cheaper than a flat scan (uniform
+random vectors at 384 dims are the hard case), ``build_index`` ships an exact flat index instead:
+the row's kind reads ``flat*`` and the reason (with the recall the graph reached) is printed
+under the table and kept in the JSON as ``fallback_reason``.
+
 Queries are catalogue vectors plus Gaussian noise of about their own norm, re-normalised (as the
 build's tuning queries, with another seed). Prints a JSON object and a table.
 
@@ -158,6 +163,7 @@ def measure(size: int, opts: dict, folder: str) -> dict:
         "n": size,
         "kind": info.kind,
         "params": info.params,
+        "fallback_reason": info.params.get("fallback_reason"),
         "generate_seconds": round(generate_s, 2),
         "build_seconds": round(build_s, 2),
         "build_recall_at_10_tuning": round(float(info.recall_at_10 or 0.0), 4),
@@ -233,17 +239,22 @@ def table(result: dict) -> str:
         f"{'n':>9} {'kind':<6}{'build s':>9}{'peak MB':>9}{'disk MB':>9}"
         f"{'p50 ms':>9}{'p99 ms':>9}{'recall@10':>11}  params"
     )
-    lines = [head]
+    lines, notes = [head], []
     for r in result["results"]:
         if "error" in r:
             lines.append(f"{r['n']:>9} error: {r['error']}")
             continue
         lat = r["latency_ms"]
+        kind, params = r["kind"], r["params"]
+        if r.get("fallback_reason"):
+            kind, params = f"{kind}*", params.get("hnsw_tried", {})
+            notes.append(f"* n={r['n']}: {r['fallback_reason']}")
         lines.append(
-            f"{r['n']:>9} {r['kind']:<6}{r['build_seconds']:>9.2f}{r['peak_rss_delta_mb']:>9.1f}"
+            f"{r['n']:>9} {kind:<6}{r['build_seconds']:>9.2f}{r['peak_rss_delta_mb']:>9.1f}"
             f"{r['artifact_mb']:>9.1f}{lat['p50']:>9.3f}{lat['p99']:>9.3f}"
-            f"{r['recall_at_10_vs_exact']:>11.4f}  {json.dumps(r['params'])}"
+            f"{r['recall_at_10_vs_exact']:>11.4f}  {json.dumps(params)}"
         )
+    lines += notes
     lines.append(
         f"dim {result['dim']}, {'clustered' if result['clustered'] else 'uniform'} vectors, "
         f"load average {result['load_average_start'][0]} -> {result['load_average_end'][0]}"

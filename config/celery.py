@@ -57,6 +57,10 @@ app.conf.beat_schedule = {
         "task": "recsys.runs_sweep",
         "schedule": 60.0,
     },
+    "pipeline-schedules-every-minute": {
+        "task": "recsys.schedules_run",
+        "schedule": crontab(),  # on each minute: a pipeline's cron slots are minutes
+    },
     "notifications-deliver-pending": {
         "task": "teams.notifications_deliver_pending",
         "schedule": 300.0,

@@ -6,6 +6,9 @@ from django.db import models
 class RunKind(models.TextChoices):
     FULL_RETRAIN = "full_retrain", "Full retrain (clean → pairs → fine-tune → index → evaluate)"
     CLEAN = "clean", "Clean the catalog"
+    FINE_TUNE = "fine_tune", "Fine-tune (clean → pairs → fine-tune → evaluate; no index)"
+    BUILD_INDEX = "build_index", "Build index (clean → embed + index with a model → evaluate)"
+    EVALUATE = "evaluate", "Evaluate an index version on held-out queries"
 
 
 class RunState(models.TextChoices):

@@ -11,7 +11,15 @@ RUN_PARAMETERS = {
     "min_grade": (int, 2, 0, 3),
     "held_out_fraction": (float, 0.2, 0.05, 0.5),
     "seed": (int, 13, 0, 2**31 - 1),
+    # Versions a single-step run works on (ids; resolved and pinned in the parameters hash).
+    "model_version": (int, None, 1, 2**31 - 1),
+    "index_version": (int, None, 1, 2**31 - 1),
 }
+# The run kind that takes each version parameter; no other kind (nor a pipeline default) may.
+VERSION_PARAMETERS = {"model_version": "build_index", "index_version": "evaluate"}
+# Parameters of the held-out split: an evaluation of an existing model reuses its run's values,
+# so that it scores the model on the queries it did not train on.
+SPLIT_PARAMETERS = ("min_grade", "held_out_fraction", "seed")
 QUALITY_GATE_TOLERANCE_DEFAULT = 0.01  # nDCG@10 may drop at most 1 point vs the active index
 SWEEP_REENQUEUE_AFTER_SECONDS = 120
 # A running run whose worker has not reported for this long is "worker lost" (progress is

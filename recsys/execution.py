@@ -1,14 +1,23 @@
-"""The full retrain of one run attempt: clean → pairs → fine-tune → index → evaluate.
+"""The jobs of one run attempt, one function per run kind, built from shared steps:
+
+- ``full_retrain``: clean → pairs → fine-tune → index → evaluate (model + index versions);
+- ``clean``: clean the catalog and submit the result as a new version for its stewards;
+- ``fine_tune``: clean → pairs → fine-tune → evaluate zero-shot vs fine-tuned (a model version,
+  no index kept);
+- ``build_index``: clean → embed + index with a chosen model version → evaluate (with labels)
+  against zero-shot and the served index (a candidate index version);
+- ``evaluate``: re-measure an index version on held-out queries and store the metrics on it.
 
 Django-aware orchestration only: it reads the approved input files, calls the pure functions of
 recsys/pipelines, reports progress through services (which say whether to stop), and records
-the results in one compare-and-set at the end. Heavy work runs outside any transaction.
+the results at the end. Heavy work runs outside any transaction.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.core.files import File
@@ -16,19 +25,31 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from recsys.choices import RunKind, RunState
-from recsys.models import ModelVersion, PipelineRun
+from recsys.constants import SPLIT_PARAMETERS
+from recsys.models import IndexVersion, ModelVersion, PipelineRun
 from recsys.pipelines.common import CancelledError
 from recsys.services import runs as services
+from recsys.services.indexes import serving_mode
+from recsys.services.run_validation import version_of
 from recsys.storage import remove_tree, run_dir
 
 logger = logging.getLogger(__name__)
-STEPS = [
-    ("clean", 0, 15),
-    ("pairs", 15, 20),
-    ("fine_tune", 20, 70),
-    ("index", 70, 85),
-    ("evaluate", 85, 100),
-]
+# Each kind's steps and the part of the run's 0..100 progress each one covers.
+STEPS = {
+    RunKind.FULL_RETRAIN: {
+        "clean": (0, 15),
+        "pairs": (15, 20),
+        "fine_tune": (20, 70),
+        "index": (70, 85),
+        "evaluate": (85, 100),
+    },
+    RunKind.CLEAN: {"clean": (0, 100)},
+    RunKind.FINE_TUNE: {"clean": (0, 15), "pairs": (15, 20), "fine_tune": (20, 80)}
+    | {"evaluate": (80, 100)},
+    RunKind.BUILD_INDEX: {"clean": (0, 20), "index": (20, 75), "pairs": (75, 80)}
+    | {"evaluate": (80, 100)},
+    RunKind.EVALUATE: {"clean": (0, 30), "pairs": (30, 40), "evaluate": (40, 100)},
+}
 
 
 class _Progress:
@@ -85,7 +106,9 @@ def execute(*, run: PipelineRun, attempt: int) -> None:
     progress = _Progress(run, attempt)
     timings: dict[str, float] = {}
     try:
-        job = _clean_only if run.kind == RunKind.CLEAN else _full_retrain
+        job = JOBS.get(run.kind)
+        if job is None:
+            raise ValueError(f"unknown run kind {run.kind!r}")
         outputs = job(run, workdir, progress, timings)
     except CancelledError as exc:
         remove_tree(workdir)
@@ -115,15 +138,16 @@ def execute(*, run: PipelineRun, attempt: int) -> None:
         remove_tree(workdir)  # cancelled in the meantime: nothing of it is kept
 
 
-def _timed(timings: dict, name: str):
-    class _Timer:
-        def __enter__(self):
-            self.start = time.monotonic()
-
-        def __exit__(self, *exc):
-            timings[name] = round(time.monotonic() - self.start, 3)
-
-    return _Timer()
+@contextmanager
+def _step(run: PipelineRun, name: str, progress: _Progress, timings: dict):
+    """One step of the run's kind: its progress range begins, its wall time is recorded."""
+    low, high = STEPS[run.kind][name]
+    progress.begin(name, low, high)
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[name] = round(time.monotonic() - start, 3)
 
 
 def _inputs(run: PipelineRun) -> dict:
@@ -141,66 +165,281 @@ def _read(version, *, kind: str):
     return pd.concat(list(profiling.iter_frames(path, fmt=version.format)), ignore_index=True)
 
 
-def _clean_only(run: PipelineRun, workdir: Path, progress: _Progress, timings: dict) -> dict:
-    """The "clean" kind: clean the catalog and submit it as a new version for its stewards."""
+# --- the shared steps -------------------------------------------------------------------------
+
+
+def _clean(run, inputs, workdir: Path, progress, timings, *, register: bool = True):
+    """Clean the catalog input; (frame, report, the cleaned version submitted to the catalog's
+    stewards, or None when `register` is False: an evaluation re-derives the same frame)."""
     from recsys.pipelines import retrain as jobs
 
-    source = _inputs(run)["product_catalog"]
+    source = inputs["product_catalog"]
     (workdir / "work").mkdir(parents=True, exist_ok=True)
-    progress.begin("clean", 0, 100)
-    with _timed(timings, "clean"):
+    with _step(run, "clean", progress, timings):
         catalog, report = jobs.clean_catalog(
             _read(source, kind="product_catalog"), should_stop=progress.should_stop
         )
-        derived = _register_cleaned(run, source, catalog, workdir, report)
+        derived = _register_cleaned(run, source, catalog, workdir, report) if register else None
+    return catalog, report, derived
+
+
+def _events(inputs: dict):
+    """The behaviour events input read once (pairs and the index artifact use it), or None."""
+    events = inputs.get("behaviour_events")
+    return _read(events, kind="behaviour_events") if events else None
+
+
+def _pairs(run, inputs, catalog, events, params: dict, progress, timings):
+    """Training pairs and the held-out judgments (split by query, seeded by `params`)."""
+    from recsys.pipelines import retrain as jobs
+
+    with _step(run, "pairs", progress, timings):
+        labels = _read(inputs["relevance_labels"], kind="relevance_labels")
+        return jobs.training_pairs(catalog, labels, events, params)
+
+
+def _fine_tune(run, pairs, workdir: Path, progress, timings):
+    from recsys.pipelines import retrain as jobs
+
+    with _step(run, "fine_tune", progress, timings):
+        return jobs.fine_tune(
+            pairs.train, run.parameters, workdir / "model", progress, progress.should_stop
+        )
+
+
+def _index(run, catalog, events, model_path, params: dict, out_dir: Path, progress, timings):
+    """Embed the catalog with the model and write the index artifact (dense index: flat below
+    200k products, else a graph tuned to recall@10 ≥ 0.95 against exact search, or exact when
+    it cannot reach that; with its BM25 index, product table and events)."""
+    from recsys.pipelines import retrain as jobs
+
+    with _step(run, "index", progress, timings):
+        return jobs.build_catalog_index(
+            catalog, str(model_path), params, out_dir, progress.should_stop, events=events
+        )
+
+
+def _evaluate(
+    run, catalog, pairs, params: dict, *, model_path, index_path, active, progress, timings
+) -> dict:
+    """nDCG@10, Recall@100, MRR@10 on the held-out queries: zero-shot base model (exact
+    search), the model through the index, and the served index when `active` is given."""
+    from recsys.pipelines import retrain as jobs
+
+    with _step(run, "evaluate", progress, timings):
+        return jobs.evaluate_models(
+            catalog,
+            pairs.heldout_judgments,
+            params,
+            fine_tuned=str(model_path),
+            index_path=str(index_path),
+            active=active,
+        )
+
+
+def _params_of(run: PipelineRun, model_version: ModelVersion) -> dict:
+    """This run's parameters, with the held-out split and the zero-shot base of the run that
+    trained `model_version`, so that it is scored on queries it did not train on."""
+    trained = model_version.run.parameters or {}
+    split = {name: trained[name] for name in SPLIT_PARAMETERS if name in trained}
+    return {**run.parameters, **split, "base_model": model_version.base_model}
+
+
+def _split_note(inputs: dict, model_version: ModelVersion, progress: _Progress) -> dict:
+    """Whether the held-out queries are the ones the model did not train on: the same split
+    parameters always; the same labels and events versions too, or some may have been seen
+    (said in the run's log)."""
+    kinds = ["relevance_labels", "behaviour_events"]
+    used = {v.pk for kind, v in inputs.items() if kind in kinds}
+    trained_on = set(
+        model_version.run.inputs.filter(asset__kind__in=kinds).values_list("pk", flat=True)
+    )
+    if used != trained_on:
+        progress.report(
+            progress.fraction,
+            f"note: labels/events differ from those model v{model_version.pk} trained on; "
+            "some held-out queries may have been seen in its training",
+            force=True,
+        )
+    return {"model_version": model_version.pk, "same_labels_as_training": used == trained_on}
+
+
+def _active_artifacts(run: PipelineRun, *, exclude: int | None = None) -> dict | None:
+    active = getattr(run.pipeline, "active", None)
+    if active is None or active.index_id == exclude:
+        return None
+    index = active.index
+    return {
+        "index_path": index.path,
+        "model_path": index.model_version.path,
+        "index_id": index.pk,
+        "mode": serving_mode(index),
+    }
+
+
+# --- one function per kind --------------------------------------------------------------------
+
+
+def _clean_only(run: PipelineRun, workdir: Path, progress: _Progress, timings: dict) -> dict:
+    """The "clean" kind: clean the catalog and submit it as a new version for its stewards."""
+    _catalog, report, derived = _clean(run, _inputs(run), workdir, progress, timings)
     return {"cleaned_version": derived.pk, "clean_report": report}
 
 
 def _full_retrain(run: PipelineRun, workdir: Path, progress: _Progress, timings: dict) -> dict:
+    """clean → pairs → fine-tune → index → evaluate (zero-shot, fine-tuned index, served
+    index): a model version and a candidate index version."""
+    inputs, params = _inputs(run), run.parameters
+    catalog, clean_report, derived = _clean(run, inputs, workdir, progress, timings)
+    events = _events(inputs)
+    pairs = _pairs(run, inputs, catalog, events, params, progress, timings)
+    model = _fine_tune(run, pairs, workdir, progress, timings)
+    index = _index(run, catalog, events, model.path, params, workdir / "index", progress, timings)
+    metrics = _evaluate(
+        run,
+        catalog,
+        pairs,
+        params,
+        model_path=model.path,
+        index_path=index.path,
+        active=_active_artifacts(run),
+        progress=progress,
+        timings=timings,
+    )
+    with transaction.atomic():
+        model_version = _record_model(run, model, metrics)
+        index_version = _record_index(run, inputs, model_version, index, metrics)
+    return {
+        "model_version": model_version.pk,
+        "index_version": index_version.pk,
+        "cleaned_version": derived.pk,
+        "clean_report": clean_report,
+        "pairs_report": pairs.report,
+        "metrics": metrics,
+    }
+
+
+def _fine_tune_only(run: PipelineRun, workdir: Path, progress: _Progress, timings: dict) -> dict:
+    """The "fine_tune" kind: clean → pairs → fine-tune → evaluate zero-shot vs fine-tuned on
+    the held-out queries. The evaluation searches a scratch index of the catalog built like a
+    build would (exact flat below 200k products) and deleted with the run's work folder: the
+    run records a model version and no index version (a build_index run makes one)."""
     from recsys.pipelines import retrain as jobs
 
-    inputs = _inputs(run)
-    params = run.parameters
-    (workdir / "work").mkdir(parents=True, exist_ok=True)
-    progress.begin("clean", 0, 15)
-    with _timed(timings, "clean"):
-        catalog, clean_report = jobs.clean_catalog(
-            _read(inputs["product_catalog"], kind="product_catalog"),
-            should_stop=progress.should_stop,
+    inputs, params = _inputs(run), run.parameters
+    catalog, clean_report, derived = _clean(run, inputs, workdir, progress, timings)
+    pairs = _pairs(run, inputs, catalog, _events(inputs), params, progress, timings)
+    model = _fine_tune(run, pairs, workdir, progress, timings)
+    with _step(run, "evaluate", progress, timings):
+        scratch = jobs.build_catalog_index(
+            catalog, str(model.path), params, workdir / "work" / "eval-index", progress.should_stop
         )
-        derived = _register_cleaned(run, inputs["product_catalog"], catalog, workdir, clean_report)
-    progress.begin("pairs", 15, 20)
-    with _timed(timings, "pairs"):
-        events = inputs.get("behaviour_events")
-        pairs = jobs.training_pairs(
-            catalog,
-            _read(inputs["relevance_labels"], kind="relevance_labels"),
-            _read(events, kind="behaviour_events") if events else None,
-            params,
-        )
-    progress.begin("fine_tune", 20, 70)
-    with _timed(timings, "fine_tune"):
-        model = jobs.fine_tune(
-            pairs.train, params, workdir / "model", progress, progress.should_stop
-        )
-    progress.begin("index", 70, 85)
-    with _timed(timings, "index"):
-        index = jobs.build_catalog_index(
-            catalog, model.path, params, workdir / "index", progress.should_stop
-        )
-    progress.begin("evaluate", 85, 100)
-    with _timed(timings, "evaluate"):
         metrics = jobs.evaluate_models(
             catalog,
             pairs.heldout_judgments,
             params,
-            fine_tuned=model.path,
+            fine_tuned=str(model.path),
+            index_path=str(scratch.path),
+            active=None,
+        )
+    with transaction.atomic():
+        model_version = _record_model(run, model, metrics)
+    return {
+        "model_version": model_version.pk,
+        "cleaned_version": derived.pk,
+        "clean_report": clean_report,
+        "pairs_report": pairs.report,
+        "metrics": metrics,
+    }
+
+
+def _build_index(run: PipelineRun, workdir: Path, progress: _Progress, timings: dict) -> dict:
+    """The "build_index" kind: clean → embed + index the catalog with the model version named
+    by the run's parameters → evaluate when labels are an input (zero-shot, this index, the
+    served index; the quality gate of activation needs it) → a candidate index version.
+    Without labels the index has no metrics yet: an evaluate run adds them."""
+    inputs = _inputs(run)
+    model_version = version_of(run)
+    if model_version is None:
+        raise ValueError(f"model version {run.parameters.get('model_version')} is gone")
+    params = _params_of(run, model_version)
+    catalog, clean_report, derived = _clean(run, inputs, workdir, progress, timings)
+    events = _events(inputs)
+    index = _index(
+        run, catalog, events, model_version.path, params, workdir / "index", progress, timings
+    )
+    outputs = {"model_version": model_version.pk, "cleaned_version": derived.pk}
+    metrics: dict = {}
+    if "relevance_labels" in inputs:
+        pairs = _pairs(run, inputs, catalog, events, params, progress, timings)
+        outputs["heldout_split"] = _split_note(inputs, model_version, progress)
+        metrics = _evaluate(
+            run,
+            catalog,
+            pairs,
+            params,
+            model_path=model_version.path,
             index_path=index.path,
             active=_active_artifacts(run),
+            progress=progress,
+            timings=timings,
         )
-    return _record_versions(
-        run, inputs, model, index, metrics, clean_report, pairs.report, derived, timings
+        outputs |= {"pairs_report": pairs.report, "metrics": metrics}
+    index_version = _record_index(run, inputs, model_version, index, metrics)
+    return {**outputs, "index_version": index_version.pk, "clean_report": clean_report}
+
+
+def _evaluate_only(run: PipelineRun, workdir: Path, progress: _Progress, timings: dict) -> dict:
+    """The "evaluate" kind: nDCG@10, Recall@100, MRR@10 of the index version named by the run's
+    parameters (its model through its own index, checksums verified) against zero-shot and the
+    served index, on the held-out queries of its model's split, queries encoded as the index
+    was built (its build run's max_length); stored on the index version (audited) and in the
+    run's outputs. Produces no dataset, model or index version."""
+    inputs = _inputs(run)
+    index = version_of(run)
+    if index is None:
+        raise ValueError(f"index version {run.parameters.get('index_version')} is gone")
+    model_version = index.model_version
+    built_with = (index.run.parameters or {}).get("max_length")
+    params = _params_of(run, model_version) | ({"max_length": built_with} if built_with else {})
+    catalog, clean_report, _none = _clean(run, inputs, workdir, progress, timings, register=False)
+    pairs = _pairs(run, inputs, catalog, _events(inputs), params, progress, timings)
+    split = _split_note(inputs, model_version, progress)
+    metrics = _evaluate(
+        run,
+        catalog,
+        pairs,
+        params,
+        model_path=model_version.path,
+        index_path=index.path,
+        active=_active_artifacts(run, exclude=index.pk),
+        progress=progress,
+        timings=timings,
     )
+    if not services.run_record_index_metrics(
+        run_id=run.pk, attempt=run.attempt, index_id=index.pk, metrics=metrics
+    ):
+        raise CancelledError("cancelled before the evaluation was stored")
+    return {
+        "index_version": index.pk,
+        "metrics": metrics,
+        "previous_metrics": index.metrics,
+        "heldout_split": split,
+        "pairs_report": pairs.report,
+        "clean_report": clean_report,
+    }
+
+
+JOBS = {
+    RunKind.FULL_RETRAIN: _full_retrain,
+    RunKind.CLEAN: _clean_only,
+    RunKind.FINE_TUNE: _fine_tune_only,
+    RunKind.BUILD_INDEX: _build_index,
+    RunKind.EVALUATE: _evaluate_only,
+}
+
+
+# --- recording --------------------------------------------------------------------------------
 
 
 def _register_cleaned(run, source, catalog, workdir: Path, report: dict):
@@ -221,21 +460,8 @@ def _register_cleaned(run, source, catalog, workdir: Path, report: dict):
     return version
 
 
-def _active_artifacts(run: PipelineRun) -> dict | None:
-    active = getattr(run.pipeline, "active", None)
-    if active is None:
-        return None
-    index = active.index
-    return {"index_path": index.path, "model_path": index.model_version.path, "index_id": index.pk}
-
-
-@transaction.atomic
-def _record_versions(
-    run, inputs, model, index, metrics, clean_report, pairs_report, derived, timings
-) -> dict:
-    from recsys.models import IndexVersion
-
-    model_version = ModelVersion.objects.create(
+def _record_model(run: PipelineRun, model, metrics: dict) -> ModelVersion:
+    return ModelVersion.objects.create(
         run=run,
         base_model=model.base_model,
         path=str(model.path),
@@ -244,7 +470,10 @@ def _record_versions(
         training_curve=model.curve,
         metrics=metrics.get("fine_tuned", {}),
     )
-    index_version = IndexVersion.objects.create(
+
+
+def _record_index(run, inputs, model_version, index, metrics: dict) -> IndexVersion:
+    return IndexVersion.objects.create(
         pipeline=run.pipeline,
         run=run,
         model_version=model_version,
@@ -257,11 +486,3 @@ def _record_versions(
         build_params=index.params,
         metrics=metrics,
     )
-    return {
-        "model_version": model_version.pk,
-        "index_version": index_version.pk,
-        "cleaned_version": derived.pk,
-        "clean_report": clean_report,
-        "pairs_report": pairs_report,
-        "metrics": metrics,
-    }

@@ -19,7 +19,16 @@ class Pipeline(models.Model):
     description = models.TextField(blank=True)
     input_assets = models.ManyToManyField("governance.DataAsset", related_name="pipelines")
     default_parameters = models.JSONField(default=dict, blank=True)
-    schedule = models.CharField(max_length=60, blank=True, help_text="Optional cron expression.")
+    schedule = models.CharField(
+        max_length=60,
+        blank=True,
+        help_text="Optional cron expression (m h dom mon dow): requests a full retrain.",
+    )
+    schedule_last_slot = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The latest cron slot handled (a retrain requested or skipped for it).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     responsibilities = GenericRelation(
         "teams.Responsibility", content_type_field="subject_type", object_id_field="subject_id"
@@ -139,3 +148,49 @@ class ActiveIndex(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pipeline} serves {self.index}"
+
+
+class ConsoleQuery(models.Model):
+    """A query someone ran in the search console (their recent queries; a log, pruned to the
+    newest CONSOLE_HISTORY per user)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="console_queries"
+    )
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="+")
+    query = models.CharField(max_length=512)
+    mode = models.CharField(max_length=16)
+    k = models.PositiveSmallIntegerField()
+    filters = models.JSONField(default=dict, blank=True)
+    index_version = models.ForeignKey(
+        IndexVersion, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.query
+
+
+class SavedQuerySet(models.Model):
+    """A named list of queries to compare index versions on later."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_query_sets"
+    )
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=120)
+    queries = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="unique_query_set_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -19,3 +19,14 @@ def runs_sweep_task() -> None:
     from recsys.services import runs_sweep
 
     logging.getLogger(__name__).info("runs sweep: %s", runs_sweep())
+
+
+@shared_task(name="recsys.schedules_run", queue="default", ignore_result=True)
+def schedules_run_task() -> None:
+    """Every minute (beat): request the due scheduled retrains; a duplicate beat is harmless
+    (each slot is claimed by compare-and-set)."""
+    import logging
+
+    from recsys.services import schedules_run
+
+    logging.getLogger(__name__).info("pipeline schedules: %s", schedules_run())

@@ -70,6 +70,7 @@ class RunRequestView(LoginRequiredMixin, View):
             data,
             inputs=selectors.approved_inputs(self.pipeline),
             defaults=self.pipeline.default_parameters or {},
+            pipeline=self.pipeline,
         )
 
     def get(self, request, slug):

@@ -21,6 +21,8 @@ class PipelineOutputSerializer(serializers.ModelSerializer):
             "description",
             "input_assets",
             "default_parameters",
+            "schedule",
+            "schedule_last_slot",
             "active_index",
             "created_at",
         ]
@@ -78,7 +80,13 @@ class RunRequestInputSerializer(serializers.Serializer):
         allow_empty=False,
         help_text="Ids of approved dataset versions.",
     )
-    parameters = serializers.DictField(required=False, default=dict)
+    parameters = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="Overrides of the pipeline's defaults; model_version (build_index: a model "
+        "version id, default the newest) and index_version (evaluate: required) name the "
+        "version a single-step run works on.",
+    )
     reason = serializers.CharField()
 
 

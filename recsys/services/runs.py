@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from governance.audit import audit_record, correlation_scope
-from governance.choices import ApprovalKind, ApprovalState, VersionStatus
+from governance.choices import ApprovalKind, ApprovalState
 from governance.models import ApprovalRequest, DatasetVersion
 from governance.services.approvals import (
     SubjectHandler,
@@ -29,16 +29,22 @@ from recsys import permissions
 from recsys.choices import TERMINAL_RUN_STATES, RunKind, RunState
 from recsys.constants import (
     RUN_LOG_MAX_CHARS,
-    RUN_PARAMETERS,
     SWEEP_REENQUEUE_AFTER_SECONDS,
     WORKER_LOST_AFTER_SECONDS,
 )
-from recsys.models import Pipeline, PipelineRun
+from recsys.models import IndexVersion, Pipeline, PipelineRun
 from recsys.pipelines.common import stable_hash
+from recsys.services.run_validation import (
+    USABLE_INPUT_STATES,
+    check_inputs,
+    check_inputs_match_version,
+    inputs_fingerprint,
+    validate_parameters,
+    version_refusal,
+)
 from teams.errors import PermissionDeniedError, ValidationError
 
 logger = logging.getLogger(__name__)
-USABLE_INPUT_STATES = {VersionStatus.APPROVED, VersionStatus.SUPERSEDED}
 
 
 def _run_state(run: PipelineRun) -> dict:
@@ -51,75 +57,6 @@ def _run_state(run: PipelineRun) -> dict:
     }
 
 
-def validate_parameters(pipeline: Pipeline, given: dict) -> dict:
-    """Defaults from the spec and the pipeline, overridden by `given`; each value checked."""
-    unknown = set(given) - set(RUN_PARAMETERS)
-    if unknown:
-        raise ValidationError(
-            f"Unknown parameter(s): {', '.join(sorted(unknown))}. Known: "
-            f"{', '.join(RUN_PARAMETERS)}.",
-            field="parameters",
-        )
-    values = {name: spec[1] for name, spec in RUN_PARAMETERS.items()}
-    values.update(
-        {k: v for k, v in (pipeline.default_parameters or {}).items() if k in RUN_PARAMETERS}
-    )
-    values.update(given)
-    for name, (kind, _default, low, high) in RUN_PARAMETERS.items():
-        values[name] = _check_parameter(name, values[name], kind, low, high)
-    return values
-
-
-def _check_parameter(name, value, kind, low, high):
-    if value is None or value == "":
-        return None if kind is not str else ""
-    try:
-        value = kind(value)
-    except (TypeError, ValueError):
-        raise ValidationError(
-            f"Parameter {name} must be a {kind.__name__}.", field="parameters"
-        ) from None
-    if low is not None and not low <= value <= high:
-        raise ValidationError(
-            f"Parameter {name} must be between {low} and {high}.", field="parameters"
-        )
-    return value
-
-
-def inputs_fingerprint(versions) -> str:
-    return stable_hash(sorted([v.pk, v.asset_id, v.sha256] for v in versions))
-
-
-REQUIRED_INPUT_KINDS = {
-    RunKind.FULL_RETRAIN: {"product_catalog", "relevance_labels"},
-    RunKind.CLEAN: {"product_catalog"},
-}
-
-
-def _check_inputs(pipeline: Pipeline, kind: str, versions: list[DatasetVersion]) -> None:
-    allowed = set(pipeline.input_assets.values_list("pk", flat=True))
-    seen: set[int] = set()
-    for version in versions:
-        if version.asset_id not in allowed:
-            raise ValidationError(f"{version} is not an input of {pipeline.name}.", field="inputs")
-        if version.asset_id in seen:
-            raise ValidationError(f"Choose one version of {version.asset.name}.", field="inputs")
-        seen.add(version.asset_id)
-        if version.status not in USABLE_INPUT_STATES:
-            raise ValidationError(
-                f"{version} is {version.status}: only approved versions can be inputs.",
-                field="inputs",
-            )
-    kinds = {v.asset.kind for v in versions}
-    missing = REQUIRED_INPUT_KINDS[kind] - kinds
-    if missing:
-        raise ValidationError(
-            f"A {RunKind(kind).label.split(' (')[0].lower()} run needs an approved "
-            f"{' and '.join(sorted(missing))} version.",
-            field="inputs",
-        )
-
-
 @transaction.atomic
 def run_request(
     *,
@@ -130,8 +67,10 @@ def run_request(
     parameters: dict | None = None,
     reason: str = "",
 ) -> PipelineRun:
-    """Request a run; it waits for the approval of every team owning one of its inputs plus
-    the pipeline's team, and is enqueued only once approved."""
+    """Request a run of any kind; it waits for the approval of every team owning one of its
+    inputs plus the pipeline's team, and is enqueued only once approved (the same gate and
+    start guards for every kind). A version a single-step run works on is pinned by id in
+    its parameters, hence in the approved parameters hash."""
     permissions.require_run(actor, pipeline)
     if kind not in RunKind.values:
         raise ValidationError(f"Unknown run kind '{kind}'.", field="kind")
@@ -142,8 +81,9 @@ def run_request(
             pk__in=[v.pk for v in inputs]
         )
     )
-    _check_inputs(pipeline, kind, versions)
-    values = validate_parameters(pipeline, parameters or {})
+    check_inputs(pipeline, kind, versions)
+    values = validate_parameters(pipeline, parameters or {}, kind)
+    check_inputs_match_version(kind, versions, values)
     run = PipelineRun.objects.create(
         pipeline=pipeline,
         kind=kind,
@@ -296,6 +236,9 @@ def _refusal(run: PipelineRun) -> str:
         return f"input(s) no longer approved: {', '.join(unusable)}"
     if stable_hash(run.parameters) != run.parameters_hash:
         return "its parameters changed after they were approved"
+    gone = version_refusal(run)
+    if gone:
+        return gone
     if not permissions.can_run(run.requested_by, run.pipeline):
         return f"{run.requested_by.get_username()} may no longer run this pipeline"
     return ""
@@ -407,6 +350,31 @@ def run_finish(
             finished_at=timezone.now(),
             progress=100 if outcome == RunState.SUCCEEDED else run.progress,
         )
+        return True
+
+
+def run_record_index_metrics(*, run_id: int, attempt: int, index_id: int, metrics: dict) -> bool:
+    """An evaluate run stores the metrics it measured on the index version it evaluated (the
+    quality gate reads them). Compare-and-set on the running attempt, audited; False, and
+    nothing stored, when the run was cancelled or is no longer this attempt."""
+    with transaction.atomic():
+        run = PipelineRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.state != RunState.RUNNING or run.attempt != attempt:
+            return False
+        if run.cancel_requested:
+            return False
+        index = IndexVersion.objects.select_for_update().get(pk=index_id, pipeline=run.pipeline)
+        before = {"metrics": index.metrics}
+        index.metrics = metrics
+        index.save(update_fields=["metrics"])
+        audit_record(
+            actor=None,
+            verb="indexversion.evaluated",
+            target=index,
+            before=before,
+            after={"metrics": metrics, "run": run.pk, "by": run.requested_by.get_username()},
+        )
+        _append_log(run, f"stored the evaluation on index v{index.pk}")
         return True
 
 

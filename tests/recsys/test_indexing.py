@@ -169,3 +169,55 @@ def test_atomic_folder_and_bad_input(data, tmp_path):
     with pytest.raises(ValueError):
         indexing.build_index(emb[:3], ids[:2], str(tmp_path / "c"))
     assert sorted(os.listdir(tmp_path)) == ["a"]
+
+
+def test_hnsw_below_target_falls_back_to_an_exact_flat_index(tmp_path):
+    """Uniform random 384-d vectors are the hard case for a graph: at 3,000 of them efSearch
+    stops at 32 (a bigger one would cost as much as a flat scan) with recall@10 well below
+    0.95, so the build ships an exact flat index and says why, instead of a graph below target."""
+    x = np.random.default_rng(5).normal(size=(3000, 384)).astype(np.float32)
+    emb = x / np.linalg.norm(x, axis=1, keepdims=True)
+    ids = [f"p{i}" for i in range(len(emb))]
+    info = indexing.build_index(emb, ids, str(tmp_path / "idx"), flat_max=100)
+    assert info.kind == "flat" and info.recall_at_10 == 1.0
+    assert info.params["fallback_from"] == "hnsw"
+    assert "built an exact flat index instead" in info.params["fallback_reason"]
+    tried = info.params["hnsw_tried"]
+    assert tried["ef_search"] == 32 and tried["recall_at_10"] < 0.95  # 3000 / (2·32) < 64
+    assert tried["target_recall"] == 0.95
+    with open(os.path.join(info.path, "meta.json")) as fh:
+        meta = json.load(fh)
+    assert meta["kind"] == "flat" and meta["recall_at_10_vs_exact"] == 1.0
+    assert meta["params"]["fallback_reason"] == info.params["fallback_reason"]
+    loaded = indexing.load_index(info.path)
+    assert loaded.kind == "flat"
+    queries = indexing._tuning_queries(emb, 50, 9)
+    _s, exact = indexing.exact_search(emb, ids, queries, 10)
+    assert indexing.recall_vs_exact(loaded.search(queries, 10)[1], exact, 10) == 1.0
+
+
+def test_hnsw_that_reaches_its_target_is_kept_and_ivfpq_misses_are_recorded(built):
+    hnsw = built["hnsw"]
+    assert hnsw.kind == "hnsw" and "fallback_reason" not in hnsw.params
+    assert hnsw.params["target_recall"] == 0.95 and hnsw.recall_at_10 >= 0.95
+    assert hnsw.params["ef_search"] <= 4000 / (2 * hnsw.params["hnsw_m"])  # cheaper than flat
+    ivfpq = built["ivfpq"]
+    assert ivfpq.kind == "ivfpq"  # compressed on purpose: kept, the miss recorded
+    assert ivfpq.params.get("below_target", False) == (ivfpq.recall_at_10 < 0.95)
+
+
+def test_ef_search_steps_stop_where_a_flat_scan_is_as_cheap(monkeypatch, tmp_path):
+    emb = unit_vectors(400, seed=4)
+    tried = []
+    real = indexing._set_search_param
+
+    def spy(index, kind, value):
+        tried.append(value)
+        real(index, kind, value)
+
+    monkeypatch.setattr(indexing, "_set_search_param", spy)
+    info = indexing.build_index(
+        emb, [str(i) for i in range(400)], str(tmp_path / "i"), kind="hnsw", target_recall=1.01
+    )
+    assert tried == [16]  # 400 / (2·32) < 32: only the first step is worth trying
+    assert info.kind == "flat" and info.params["hnsw_tried"]["ef_search"] == 16
