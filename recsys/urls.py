@@ -1,6 +1,6 @@
 from django.urls import path
 
-from recsys import views
+from recsys import console_views, views
 
 app_name = "recsys"
 
@@ -18,4 +18,15 @@ urlpatterns = [
         name="index_request_activation",
     ),
     path("indexes/<int:pk>/activate/", views.IndexActivateView.as_view(), name="index_activate"),
+    path("console/", console_views.ConsoleView.as_view(), name="console"),
+    path(
+        "console/indexes/<int:pk>/why/", console_views.ProvenanceView.as_view(), name="provenance"
+    ),
+    path("console/query-sets/", console_views.QuerySetCreateView.as_view(), name="query_set_new"),
+    path("console/query-sets/<int:pk>/", console_views.QuerySetView.as_view(), name="query_set"),
+    path(
+        "console/query-sets/<int:pk>/delete/",
+        console_views.QuerySetDeleteView.as_view(),
+        name="query_set_delete",
+    ),
 ]

@@ -1,0 +1,95 @@
+"""Serving API: search, similar items, recommendations. Thin: parameters in, one read of
+recsys.search, the answer out (it always names the index version that produced it)."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from recsys import search
+
+_COMMON = [
+    OpenApiParameter("k", int, description="How many results, 1–100 (default 10)."),
+    OpenApiParameter("pipeline", str, description="Pipeline slug (default: product-search)."),
+    OpenApiParameter("index", int, description="An index version instead of the active one."),
+]
+_FILTERS = [
+    OpenApiParameter("brand", str, description="Brand (comma-separated alternatives)."),
+    OpenApiParameter("price_min", float),
+    OpenApiParameter("price_max", float),
+]
+_ANSWER = inline_serializer(
+    "SearchAnswer",
+    {
+        "pipeline": serializers.CharField(),
+        "index_version": serializers.IntegerField(),
+        "mode": serializers.CharField(),
+        "label": serializers.CharField(),
+        "count": serializers.IntegerField(),
+        "results": serializers.ListField(child=serializers.DictField()),
+        "timings": serializers.DictField(),
+    },
+)
+_ERRORS = {400: None, 403: None, 404: None, 503: None}
+
+
+class SearchView(APIView):
+    """GET /api/v1/search?q=…&k=…&mode=dense|bm25|hybrid, plus filters: brand, price_min,
+    price_max and any categorical attribute of the index's catalog (unknown names are 400)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, required=True, description="Query, 1–512 characters."),
+            OpenApiParameter("mode", str, enum=["dense", "bm25", "hybrid"]),
+            *_COMMON,
+            *_FILTERS,
+        ],
+        responses={200: _ANSWER, **_ERRORS},
+    )
+    def get(self, request):
+        params = request.query_params
+        served = search.search(
+            user=request.user,
+            q=params.get("q"),
+            k=params.get("k"),
+            mode=params.get("mode"),
+            filters=search.filters_from(params.dict()),
+            pipeline=params.get("pipeline"),
+            index=params.get("index"),
+        )
+        return Response(served.as_dict(query=search.parse_query(params.get("q"))))
+
+
+class SimilarProductsView(APIView):
+    """GET /api/v1/products/{id}/similar?k=…: the nearest products of one product."""
+
+    @extend_schema(parameters=[*_COMMON, *_FILTERS], responses={200: _ANSWER, **_ERRORS})
+    def get(self, request, product_id: str):
+        params = request.query_params
+        served = search.similar(
+            user=request.user,
+            product_id=product_id,
+            k=params.get("k"),
+            pipeline=params.get("pipeline"),
+            index=params.get("index"),
+            filters=search.filters_from(params.dict()),
+        )
+        return Response(served.as_dict(product_id=product_id))
+
+
+class RecommendationsView(APIView):
+    """GET /api/v1/users/{id}/recommendations?k=…: from the user's recent behaviour events
+    (weighted by event type and recency, purchased products excluded); a user whose events name
+    no indexed product gets the popular products, labelled "popular (cold start)"."""
+
+    @extend_schema(parameters=_COMMON, responses={200: _ANSWER, **_ERRORS})
+    def get(self, request, user_id: str):
+        params = request.query_params
+        served = search.recommendations(
+            user=request.user,
+            user_id=user_id,
+            k=params.get("k"),
+            pipeline=params.get("pipeline"),
+            index=params.get("index"),
+        )
+        return Response(served.as_dict(user_id=user_id))

@@ -1,0 +1,273 @@
+"""The admin search console: query the active or a candidate index, compare two index
+versions, see latency and the provenance of every answer, recent queries and saved query sets.
+
+Reads go through recsys.search (the same code as the API and the CLI); the query history and
+saved sets through recsys.services.console.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views import View
+
+from recsys import search, selectors
+from recsys.models import ConsoleQuery, SavedQuerySet
+from recsys.pipelines.products import facet_values
+from recsys.services import console as console_services
+from teams.errors import ApplicationError, PermissionDeniedError
+
+K_CHOICES = (10, 20, 50, 100)
+PAGE_SIZE = 20
+
+
+def compare_rankings(left: list[str], right: list[str]) -> tuple[dict[str, str], list[str]]:
+    """For each product of ``right``: "new", "same", "up N" or "down N" relative to ``left``;
+    plus the products of ``left`` that ``right`` dropped."""
+    before = {pid: rank for rank, pid in enumerate(left, 1)}
+    changes = {}
+    for rank, pid in enumerate(right, 1):
+        if pid not in before:
+            changes[pid] = "new"
+        elif before[pid] == rank:
+            changes[pid] = "same"
+        elif before[pid] > rank:
+            changes[pid] = f"up {before[pid] - rank}"
+        else:
+            changes[pid] = f"down {rank - before[pid]}"
+    kept = set(right)
+    return changes, [pid for pid in left if pid not in kept]
+
+
+class _ConsoleMixin(LoginRequiredMixin):
+    def pipeline(self, request):
+        try:
+            return search.queryable_pipeline(user=request.user, slug=request.GET.get("pipeline"))
+        except PermissionDeniedError as exc:
+            raise PermissionDenied(exc.message) from None
+
+
+class ConsoleView(_ConsoleMixin, View):
+    template_name = "recsys/console.html"
+
+    def get(self, request):
+        pipeline = self.pipeline(request)
+        params = request.GET
+        indexes = list(selectors.indexes_of(pipeline)[:50])
+        context = {
+            "pipeline": pipeline,
+            "indexes": indexes,
+            "active": getattr(pipeline, "active", None),
+            "k_choices": K_CHOICES,
+            "modes": ("dense", "bm25", "hybrid"),
+            "params": params,
+            "recent": ConsoleQuery.objects.filter(user=request.user, pipeline=pipeline)[:10],
+            "query_sets": SavedQuerySet.objects.filter(owner=request.user, pipeline=pipeline),
+        }
+        if "q" in params:
+            context.update(self._answer(request, pipeline, params))
+        else:
+            context.update(self._facets(pipeline, params.get("index")))
+        return render(request, self.template_name, context)
+
+    def _facets(self, pipeline, index_id, engine=None):
+        """Filter choices of the index being queried (empty when nothing can be loaded)."""
+        try:
+            if engine is None:
+                _id, engine = search._engine(pipeline=pipeline, index_id=index_id)
+        except ApplicationError as exc:
+            return {"unavailable": exc.message}
+        names = ["brand", *engine.attribute_names]
+        return {
+            "facets": [(name, facet_values(engine.products, name)) for name in names],
+            "engine_modes": engine.modes,
+            "default_mode": engine.default_mode,
+        }
+
+    def _answer(self, request, pipeline, params):
+        filters = {
+            key: value
+            for key, value in search.filters_from(params.dict()).items()
+            if key not in ("compare", "pipeline") and value
+        }
+        try:
+            served = search.search(
+                user=request.user,
+                q=params.get("q"),
+                k=params.get("k") or 10,
+                mode=params.get("mode"),
+                filters=filters,
+                pipeline=pipeline.slug,
+                index=params.get("index"),
+            )
+        except ApplicationError as exc:
+            if exc.status_code == 403:
+                raise PermissionDenied(exc.message) from None
+            return {"error": exc.message, **self._facets(pipeline, params.get("index"))}
+        console_services.console_query_record(
+            user=request.user,
+            pipeline=pipeline,
+            query=search.parse_query(params.get("q")),
+            mode=served.answer.mode,
+            k=search.parse_k(params.get("k") or 10),
+            filters=filters,
+            index_id=served.index_id,
+        )
+        out = {
+            "served": served,
+            "page": Paginator(served.answer.hits, PAGE_SIZE).get_page(params.get("page")),
+            **self._facets(pipeline, None, served.engine),
+        }
+        if params.get("compare"):
+            try:
+                other = search.search(
+                    user=request.user,
+                    q=params.get("q"),
+                    k=params.get("k") or 10,
+                    mode=params.get("mode"),
+                    filters=filters,
+                    pipeline=pipeline.slug,
+                    index=params.get("compare"),
+                )
+            except ApplicationError as exc:
+                return {**out, "compare_error": exc.message}
+            left = [h.product_id for h in served.answer.hits]
+            right = [h.product_id for h in other.answer.hits]
+            changes, dropped = compare_rankings(left, right)
+            out.update(
+                compared=other,
+                changes=[changes[pid] for pid in right],
+                dropped=dropped,
+                overlap=len(set(left) & set(right)),
+            )
+        return out
+
+
+class ProvenanceView(_ConsoleMixin, View):
+    """The "why" panel (an htmx fragment, or a page): index → model and its run → dataset
+    versions and their cleaning runs → who approved each, and when."""
+
+    def get(self, request, pk: int):
+        index = selectors.index_get_for_user(user=request.user, pk=pk)
+        pipeline = index.pipeline
+        try:
+            search.require_query(request.user, pipeline)
+        except PermissionDeniedError as exc:
+            raise PermissionDenied(exc.message) from None
+        product = None
+        product_id = request.GET.get("product")
+        if product_id:
+            engine = search.serving.engine_for_index(index)
+            rows = engine.products[engine.products["id"] == product_id]
+            product = rows.iloc[0].to_dict() if len(rows) else {"id": product_id, "missing": True}
+        template = (
+            "recsys/_provenance.html"
+            if request.headers.get("HX-Request")
+            else "recsys/provenance.html"
+        )
+        return render(
+            request,
+            template,
+            {
+                "pipeline": pipeline,
+                "index": index,
+                "product": product,
+                "chain": search.index_provenance(index),
+            },
+        )
+
+
+class QuerySetCreateView(_ConsoleMixin, View):
+    def post(self, request):
+        pipeline = self.pipeline(request)
+        try:
+            saved = console_services.query_set_save(
+                actor=request.user,
+                pipeline=pipeline,
+                name=request.POST.get("name"),
+                queries=request.POST.get("queries", ""),
+            )
+        except ApplicationError as exc:
+            if exc.status_code == 403:
+                raise PermissionDenied(exc.message) from None
+            messages.error(request, exc.message)
+            return redirect(reverse("recsys:console") + f"?pipeline={pipeline.slug}")
+        messages.success(
+            request, f"Saved the query set '{saved.name}' ({len(saved.queries)} queries)."
+        )
+        return redirect("recsys:query_set", pk=saved.pk)
+
+
+class QuerySetView(_ConsoleMixin, View):
+    """Run a saved query set against two index versions: per query, the overlap of the top-k
+    and the rank changes."""
+
+    def _saved(self, request, pk):
+        saved = get_object_or_404(
+            SavedQuerySet.objects.select_related("pipeline__owning_team"),
+            pk=pk,
+            owner=request.user,
+        )
+        search.require_query(request.user, saved.pipeline)
+        return saved
+
+    def get(self, request, pk: int):
+        try:
+            saved = self._saved(request, pk)
+        except PermissionDeniedError as exc:
+            raise PermissionDenied(exc.message) from None
+        pipeline = saved.pipeline
+        indexes = list(selectors.indexes_of(pipeline)[:50])
+        left_id, right_id = request.GET.get("index"), request.GET.get("compare")
+        k = request.GET.get("k") or 10
+        rows, error = [], None
+        if left_id or right_id or request.GET.get("run"):
+            try:
+                for query in saved.queries:
+                    a = search.search(
+                        user=request.user, q=query, k=k, pipeline=pipeline.slug, index=left_id
+                    )
+                    b = search.search(
+                        user=request.user, q=query, k=k, pipeline=pipeline.slug, index=right_id
+                    )
+                    left = [h.product_id for h in a.answer.hits]
+                    right = [h.product_id for h in b.answer.hits]
+                    changes, dropped = compare_rankings(left, right)
+                    rows.append(
+                        {
+                            "query": query,
+                            "left": a,
+                            "right": b,
+                            "overlap": len(set(left) & set(right)),
+                            "moved": sum(1 for c in changes.values() if c not in ("same",)),
+                            "dropped": len(dropped),
+                        }
+                    )
+            except ApplicationError as exc:
+                rows, error = [], exc.message
+        return render(
+            request,
+            "recsys/query_set.html",
+            {
+                "saved": saved,
+                "pipeline": pipeline,
+                "indexes": indexes,
+                "rows": rows,
+                "error": error,
+                "params": request.GET,
+                "k_choices": K_CHOICES,
+            },
+        )
+
+
+class QuerySetDeleteView(_ConsoleMixin, View):
+    def post(self, request, pk: int):
+        saved = get_object_or_404(SavedQuerySet, pk=pk, owner=request.user)
+        slug = saved.pipeline.slug
+        console_services.query_set_delete(actor=request.user, query_set=saved)
+        messages.success(request, f"Deleted the query set '{saved.name}'.")
+        return redirect(reverse("recsys:console") + f"?pipeline={slug}")
