@@ -144,6 +144,11 @@ EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 STEWARD_BASE_URL = os.environ.get("STEWARD_BASE_URL", "http://127.0.0.1:8000")
 STEWARD_MAX_UPLOAD_BYTES = int(os.environ.get("STEWARD_MAX_UPLOAD_BYTES", 1024**3))
 STEWARD_QUALITY_GATE_TOLERANCE = float(os.environ.get("STEWARD_QUALITY_GATE_TOLERANCE", "0.01"))
+# Serving: the pipeline the search API and console answer for when none is named; how often a
+# web process re-reads the active index pointer (seconds); faiss/torch threads per process.
+STEWARD_SEARCH_PIPELINE = os.environ.get("STEWARD_SEARCH_PIPELINE", "product-search")
+STEWARD_ACTIVE_CHECK_SECONDS = float(os.environ.get("STEWARD_ACTIVE_CHECK_SECONDS", "2"))
+STEWARD_SERVING_THREADS = int(os.environ.get("STEWARD_SERVING_THREADS", "1"))
 
 SESSION_COOKIE_SECURE = not DEBUG and env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
