@@ -17,7 +17,6 @@ from django.views import View
 
 from recsys import search, selectors
 from recsys.models import ConsoleQuery, SavedQuerySet
-from recsys.pipelines.products import facet_values
 from recsys.services import console as console_services
 from teams.errors import ApplicationError, PermissionDeniedError
 
@@ -83,7 +82,7 @@ class ConsoleView(_ConsoleMixin, View):
             return {"unavailable": exc.message}
         names = ["brand", *engine.attribute_names]
         return {
-            "facets": [(name, facet_values(engine.products, name)) for name in names],
+            "facets": [(name, engine.facets(name)) for name in names],
             "engine_modes": engine.modes,
             "default_mode": engine.default_mode,
         }
@@ -147,6 +146,23 @@ class ConsoleView(_ConsoleMixin, View):
         return out
 
 
+def product_row(folder: str, product_id: str) -> dict:
+    """One product of an index's product table, read with a row filter (not a whole engine)."""
+    import pandas as pd
+
+    from recsys.pipelines.products import PRODUCTS_FILE
+
+    try:
+        rows = pd.read_parquet(
+            f"{folder}/{PRODUCTS_FILE}", columns=["id", "title"], filters=[("id", "==", product_id)]
+        )
+    except (OSError, ValueError):
+        rows = None
+    if rows is None or rows.empty:
+        return {"id": product_id, "missing": True}
+    return rows.iloc[0].to_dict()
+
+
 class ProvenanceView(_ConsoleMixin, View):
     """The "why" panel (an htmx fragment, or a page): index → model and its run → dataset
     versions and their cleaning runs → who approved each, and when."""
@@ -161,9 +177,7 @@ class ProvenanceView(_ConsoleMixin, View):
         product = None
         product_id = request.GET.get("product")
         if product_id:
-            engine = search.serving.engine_for_index(index)
-            rows = engine.products[engine.products["id"] == product_id]
-            product = rows.iloc[0].to_dict() if len(rows) else {"id": product_id, "missing": True}
+            product = product_row(index.path, product_id)
         template = (
             "recsys/_provenance.html"
             if request.headers.get("HX-Request")
@@ -227,13 +241,16 @@ class QuerySetView(_ConsoleMixin, View):
         rows, error = [], None
         if left_id or right_id or request.GET.get("run"):
             try:
+                # Each side resolved once: every query of the set runs on the same two indexes.
+                left_target = search.target(
+                    user=request.user, pipeline=pipeline.slug, index=left_id
+                )
+                right_target = search.target(
+                    user=request.user, pipeline=pipeline.slug, index=right_id
+                )
                 for query in saved.queries:
-                    a = search.search(
-                        user=request.user, q=query, k=k, pipeline=pipeline.slug, index=left_id
-                    )
-                    b = search.search(
-                        user=request.user, q=query, k=k, pipeline=pipeline.slug, index=right_id
-                    )
+                    a = search.search_in(left_target, q=query, k=k)
+                    b = search.search_in(right_target, q=query, k=k)
                     left = [h.product_id for h in a.answer.hits]
                     right = [h.product_id for h in b.answer.hits]
                     changes, dropped = compare_rankings(left, right)
@@ -243,7 +260,7 @@ class QuerySetView(_ConsoleMixin, View):
                             "left": a,
                             "right": b,
                             "overlap": len(set(left) & set(right)),
-                            "moved": sum(1 for c in changes.values() if c not in ("same",)),
+                            "moved": sum(1 for c in changes.values() if c != "same"),
                             "dropped": len(dropped),
                         }
                     )

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models import Prefetch
 
 from governance.choices import ApprovalKind
-from governance.models import ApprovalRequest, Decision
+from governance.models import ApprovalRequest, DatasetVersion, Decision
 from recsys import permissions, serving
 from recsys.models import IndexVersion, Pipeline, PipelineRun
 from recsys.pipelines.engine import MODES, Answer, SearchEngine, UnknownProductError
@@ -146,13 +146,33 @@ def _engine(*, pipeline: Pipeline, index_id) -> tuple[int, SearchEngine]:
     return index.pk, serving.engine_for_index(index)
 
 
-def _check_filters(engine: SearchEngine, filters: Mapping[str, str]) -> None:
-    from recsys.pipelines.products import filter_mask
+@dataclass
+class Target:
+    """The pipeline and the loaded index a batch of queries runs against: resolved (and the
+    permission checked) once, so that every query of a batch uses the same index version."""
 
+    pipeline: Pipeline
+    index_id: int
+    engine: SearchEngine
+
+
+def target(*, user, pipeline: str | None = None, index=None) -> Target:
+    resolved = queryable_pipeline(user=user, slug=pipeline)
+    index_id, engine = _engine(pipeline=resolved, index_id=index)
+    return Target(resolved, index_id, engine)
+
+
+def search_in(
+    where: Target, *, q, k=None, mode=None, filters: Mapping[str, str] | None = None
+) -> Served:
+    """Search one resolved target (no database access)."""
+    query, k = parse_query(q), parse_k(k)
+    mode = parse_mode(mode, where.engine)
     try:
-        filter_mask(engine.products, filters)
+        answer = where.engine.search(query, k, mode=mode, filters=dict(filters or {}))
     except FilterError as exc:
         raise ValidationError(str(exc), field="filters") from None
+    return Served(where.pipeline, where.index_id, answer, where.engine)
 
 
 def search(
@@ -166,39 +186,34 @@ def search(
     index=None,
 ) -> Served:
     """Search the active index of a pipeline (or one of its index versions)."""
-    query, k = parse_query(q), parse_k(k)
-    target = queryable_pipeline(user=user, slug=pipeline)
-    index_id, engine = _engine(pipeline=target, index_id=index)
-    mode = parse_mode(mode, engine)
-    filters = dict(filters or {})
-    _check_filters(engine, filters)
-    answer = engine.search(query, k, mode=mode, filters=filters)
-    return Served(target, index_id, answer, engine)
+    parse_query(q), parse_k(k)  # a bad request is refused before anything is loaded
+    return search_in(
+        target(user=user, pipeline=pipeline, index=index), q=q, k=k, mode=mode, filters=filters
+    )
 
 
 def similar(*, user, product_id: str, k=None, pipeline=None, index=None, filters=None) -> Served:
     k = parse_k(k)
-    target = queryable_pipeline(user=user, slug=pipeline)
-    index_id, engine = _engine(pipeline=target, index_id=index)
-    _check_filters(engine, filters or {})
+    where = target(user=user, pipeline=pipeline, index=index)
     try:
-        answer = engine.similar(str(product_id), k, filters=filters)
+        answer = where.engine.similar(str(product_id), k, filters=filters)
     except UnknownProductError:
-        raise NotFoundError(f"Product {product_id} is not in index v{index_id}.") from None
-    return Served(target, index_id, answer, engine)
+        raise NotFoundError(f"Product {product_id} is not in index v{where.index_id}.") from None
+    except FilterError as exc:
+        raise ValidationError(str(exc), field="filters") from None
+    return Served(where.pipeline, where.index_id, answer, where.engine)
 
 
 def recommendations(*, user, user_id: str, k=None, pipeline=None, index=None) -> Served:
     k = parse_k(k)
-    target = queryable_pipeline(user=user, slug=pipeline)
-    index_id, engine = _engine(pipeline=target, index_id=index)
+    where = target(user=user, pipeline=pipeline, index=index)
     try:
-        answer = engine.recommend(str(user_id), k)
+        answer = where.engine.recommend(str(user_id), k)
     except _UnknownUser:
         raise NotFoundError(
-            f"User {user_id} has no behaviour event in the data of index v{index_id}."
+            f"User {user_id} has no behaviour event in the data of index v{where.index_id}."
         ) from None
-    return Served(target, index_id, answer, engine)
+    return Served(where.pipeline, where.index_id, answer, where.engine)
 
 
 # -- provenance ---------------------------------------------------------------------------
@@ -241,19 +256,32 @@ def index_provenance(index: IndexVersion) -> dict:
     whatever the number of inputs."""
     from django.urls import reverse
 
-    run = index.run
     model = index.model_version
+    run = model.run  # the run that trained the model (a build_index run only indexed it)
+    index_run = index.run
+    runs = {
+        r.pk: r
+        for r in PipelineRun.objects.filter(pk__in={run.pk, index_run.pk}).select_related(
+            "requested_by"
+        )
+    }
+    run, index_run = runs[run.pk], runs[index_run.pk]
     inputs = list(
-        run.inputs.select_related("asset__owning_team", "uploaded_by").order_by("asset__kind")
+        DatasetVersion.objects.filter(pipeline_runs__in=list(runs))
+        .distinct()
+        .select_related("asset__owning_team", "uploaded_by")
+        .order_by("asset__kind", "pk")
     )
-    cleaned_id = (run.outputs or {}).get("cleaned_version")
+    cleaned_id = (index_run.outputs or {}).get("cleaned_version") or (run.outputs or {}).get(
+        "cleaned_version"
+    )
     producers = {
         (r.outputs or {}).get("cleaned_version"): r
         for r in PipelineRun.objects.filter(
             outputs__cleaned_version__in=[v.pk for v in inputs]
         ).select_related("requested_by")
     }
-    run_ids = {run.pk} | {r.pk for r in producers.values()}
+    run_ids = set(runs) | {r.pk for r in producers.values()}
     run_approvals = _decisions_by_subject(ApprovalKind.PIPELINE_RUN, run_ids)
     version_approvals = _decisions_by_subject(ApprovalKind.DATASET_VERSION, [v.pk for v in inputs])
     activation = _decisions_by_subject(ApprovalKind.INDEX_ACTIVATION, [index.pk]).get(index.pk, [])
@@ -308,6 +336,7 @@ def index_provenance(index: IndexVersion) -> dict:
             "metrics": model.metrics,
         },
         "training_run": run_entry(run),
+        "index_run": run_entry(index_run) if index_run.pk != run.pk else None,
         "cleaned_catalog": (
             {"id": cleaned_id, "url": reverse("governance:version_detail", args=[cleaned_id])}
             if cleaned_id

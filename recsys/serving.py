@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -24,14 +26,22 @@ from django.conf import settings
 
 from recsys.models import ActiveIndex, IndexVersion, Pipeline
 from recsys.pipelines.engine import SearchEngine
+from recsys.pipelines.indexing import META_FILE, IndexChecksumError
 from teams.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 ENGINE_CACHE_SIZE = 3
+RETRY_FAILED_LOAD_AFTER = 60.0  # seconds before a failed background load is tried again
 
 
 class NoActiveIndexError(ApplicationError):
     """The pipeline serves no index yet (HTTP 503: the service is not available)."""
+
+    status_code = 503
+
+
+class IndexUnavailableError(ApplicationError):
+    """The index's files cannot be loaded (missing or damaged): HTTP 503."""
 
     status_code = 503
 
@@ -61,6 +71,7 @@ class _Registry:
         self.serving: dict[int, int] = {}  # pipeline id -> index id answering now
         self.checked: dict[int, tuple[float, int | None]] = {}  # pipeline id -> (when, pointer)
         self.loading: set[int] = set()
+        self.failed: dict[int, tuple[float, str]] = {}  # index id -> (when, why) of a failed load
         self.threads_pinned = False
 
     def clear(self) -> None:
@@ -69,6 +80,9 @@ class _Registry:
             self.encoders.clear()
             self.serving.clear()
             self.checked.clear()
+            self.loading.clear()
+            self.load_locks.clear()
+            self.failed.clear()
 
 
 _registry = _Registry()
@@ -93,15 +107,21 @@ def _pin_threads() -> None:
     _registry.threads_pinned = True
 
 
-def _encoder(path: str):
+def _encoder(path: str, artifact: str):
+    """The encoder for an index artifact, shared by the engines that use the same model and
+    the same max length (the fast tokenizer keeps its truncation length as state, so engines
+    with different lengths must not share one)."""
     from recsys.pipelines.encoding import load_encoder
 
+    with open(os.path.join(artifact, META_FILE), encoding="utf-8") as fh:
+        max_length = json.load(fh).get("extra", {}).get("max_length")
+    key = (path, max_length)
     with _registry.lock:
-        encoder = _registry.encoders.get(path)
+        encoder = _registry.encoders.get(key)
     if encoder is None:
         encoder = load_encoder(path)
         with _registry.lock:
-            encoder = _registry.encoders.setdefault(path, encoder)
+            encoder = _registry.encoders.setdefault(key, encoder)
     return encoder
 
 
@@ -120,7 +140,9 @@ def _load(spec: EngineSpec) -> SearchEngine:
             return engine
         _pin_threads()
         started = time.monotonic()
-        engine = SearchEngine(spec.path, _encoder(spec.model_path), default_mode=spec.default_mode)
+        engine = SearchEngine(
+            spec.path, _encoder(spec.model_path, spec.path), default_mode=spec.default_mode
+        )
         logger.info(
             "loaded index v%s (%s items) in %.2fs",
             spec.index_id,
@@ -129,18 +151,33 @@ def _load(spec: EngineSpec) -> SearchEngine:
         )
         with _registry.lock:
             _registry.engines[spec.index_id] = engine
-            serving = set(_registry.serving.values())
+            keep = set(_registry.serving.values()) | {spec.index_id}
             while len(_registry.engines) > ENGINE_CACHE_SIZE:  # evict the least recently used
-                victim = next((i for i in _registry.engines if i not in serving), None)
+                victim = next((i for i in _registry.engines if i not in keep), None)
                 if victim is None:
                     break
                 _registry.engines.pop(victim)
+                _registry.load_locks.pop(victim, None)
+            in_use = {id(e.encoder) for e in _registry.engines.values()}
+            for key in [k for k, e in _registry.encoders.items() if id(e) not in in_use]:
+                _registry.encoders.pop(key)  # a model no cached index uses any more
         return engine
+
+
+def _load_or_unavailable(spec: EngineSpec) -> SearchEngine:
+    """Load now; a missing or damaged artifact is a 503 naming the index, not a crash."""
+    try:
+        return _load(spec)
+    except (OSError, IndexChecksumError, ValueError, KeyError) as exc:
+        logger.exception("loading index v%s failed", spec.index_id)
+        raise IndexUnavailableError(
+            f"Index v{spec.index_id} cannot be loaded: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def engine_for_index(index: IndexVersion) -> SearchEngine:
     """The engine of one index version (a candidate, in the console), loaded once."""
-    return _load(EngineSpec.of(index))
+    return _load_or_unavailable(EngineSpec.of(index))
 
 
 def _pointer(pipeline_id: int) -> int | None:
@@ -160,7 +197,10 @@ def _pointer(pipeline_id: int) -> int | None:
 
 def _swap_in_background(pipeline_id: int, spec: EngineSpec) -> None:
     with _registry.lock:
-        if spec.index_id in _registry.loading:
+        failed = _registry.failed.get(spec.index_id)
+        if spec.index_id in _registry.loading or (
+            failed and time.monotonic() - failed[0] < RETRY_FAILED_LOAD_AFTER
+        ):
             return
         _registry.loading.add(spec.index_id)
 
@@ -168,10 +208,15 @@ def _swap_in_background(pipeline_id: int, spec: EngineSpec) -> None:
         try:
             _load(spec)
             with _registry.lock:
+                _registry.failed.pop(spec.index_id, None)
                 if _registry.checked.get(pipeline_id, (0, None))[1] == spec.index_id:
                     _registry.serving[pipeline_id] = spec.index_id
-        except Exception:
-            logger.exception("loading index v%s failed; still serving the previous one", spec)
+        except Exception as exc:
+            logger.exception(
+                "loading index v%s failed; still serving the previous one", spec.index_id
+            )
+            with _registry.lock:
+                _registry.failed[spec.index_id] = (time.monotonic(), f"{type(exc).__name__}: {exc}")
         finally:
             with _registry.lock:
                 _registry.loading.discard(spec.index_id)
@@ -196,7 +241,7 @@ def active_engine(pipeline: Pipeline) -> tuple[int, SearchEngine]:
         engine = _registry.engines.get(serving) if serving is not None else None
     spec = EngineSpec.of(IndexVersion.objects.select_related("model_version").get(pk=pointer))
     if engine is None:  # nothing to answer with meanwhile: load now
-        engine = _load(spec)
+        engine = _load_or_unavailable(spec)
         with _registry.lock:
             _registry.serving[pipeline.pk] = pointer
         return pointer, engine

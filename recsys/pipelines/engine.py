@@ -26,6 +26,7 @@ EVENT_WEIGHTS = {"view": 1.0, "click": 2.0, "cart": 4.0, "add_to_cart": 4.0, "pu
 RECENT_EVENTS = 50
 RECENCY_HALF_LIFE_DAYS = 14.0
 EMBED_CACHE_SIZE = 2048
+EXACT_FILTER_MAX = 50_000  # filtered HNSW queries score up to this many products exactly
 
 
 class UnknownProductError(KeyError):
@@ -93,6 +94,13 @@ class _LRU:
                 self._data.popitem(last=False)
 
 
+def _finite(value) -> bool:
+    try:
+        return bool(np.isfinite(float(value)))
+    except (TypeError, ValueError):
+        return False
+
+
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
@@ -108,10 +116,8 @@ class SearchEngine:
         self.encoder = encoder
         self.max_length = int(self.index.meta.get("extra", {}).get("max_length") or 64)
         self.bf16 = bool(self.index.meta.get("extra", {}).get("bf16"))
-        try:
-            self.lexical: LexicalIndex | None = LexicalIndex.load(folder)
-        except (FileNotFoundError, OSError):
-            self.lexical = None  # an index built before lexical retrieval existed
+        # None for an index built before lexical retrieval existed, or without any word
+        self.lexical: LexicalIndex | None = LexicalIndex.load_if_present(folder)
         try:
             self.products = product_tables.load_table(folder)
         except (FileNotFoundError, OSError):
@@ -126,9 +132,12 @@ class SearchEngine:
             for column in self.products.columns
         }
         self._popular: list[tuple[str, float]] | None = None
+        self._folded = product_tables.folded_columns(self.products)  # text filters, once
+        self._facets: dict[str, list[str]] = {}
         self.modes = MODES if self.lexical is not None else ("dense",)
         self.default_mode = default_mode if default_mode in self.modes else "dense"
         self._events: pd.DataFrame | None = None
+        self._user_rows: dict = {}
         self._events_lock = threading.Lock()
         self._embeddings = _LRU(EMBED_CACHE_SIZE)
 
@@ -136,6 +145,10 @@ class SearchEngine:
 
     def known_filters(self) -> list[str]:
         return product_tables.known_filters(self.products)
+
+    def filter_mask(self, filters: dict | None) -> np.ndarray | None:
+        """Rows matching ``filters`` (None: no filter); raises FilterError for a bad one."""
+        return product_tables.filter_mask(self.products, filters or {}, folded=self._folded)
 
     def embed(self, query: str) -> np.ndarray:
         """Query vector, from the LRU cache when the same text was encoded before."""
@@ -159,7 +172,7 @@ class SearchEngine:
                     score=float(score),
                     title=str(columns["title"][position]),
                     brand=brand if isinstance(brand, str) else None,
-                    price=None if price is None or pd.isna(price) else float(price),
+                    price=float(price) if _finite(price) else None,
                     attributes={
                         name: value
                         for name in self.attribute_names
@@ -170,10 +183,27 @@ class SearchEngine:
         return hits
 
     def _dense_positions(self, vector: np.ndarray, k: int, allowed: np.ndarray | None):
-        allowed_positions = np.flatnonzero(allowed) if allowed is not None else None
-        if allowed_positions is not None and not len(allowed_positions):
+        """Top-``k`` (positions, scores) by inner product, restricted to ``allowed`` rows.
+
+        A graph (HNSW) or inverted-list (IVF) search visits only part of the index, so with a
+        selective filter it would find far fewer than ``k`` allowed products. Filtered queries
+        on those indexes therefore score the allowed products exactly (their stored vectors)
+        up to EXACT_FILTER_MAX of them, and above that search with the visit budget raised."""
+        if allowed is None:
+            scores, ids = self.index.search(vector, k)
+            positions = [self.index.position(pid) for pid in ids[0]]
+            return positions, scores[0][: len(positions)].tolist()
+        allowed_positions = np.flatnonzero(allowed)
+        if not len(allowed_positions):
             return [], []
-        scores, ids = self.index.search(vector, k, allowed_positions=allowed_positions)
+        if self.index.kind == "hnsw" and len(allowed_positions) <= EXACT_FILTER_MAX:
+            vectors = self.index.index.reconstruct_batch(allowed_positions.astype(np.int64))
+            sims = vectors @ np.asarray(vector, dtype=np.float32).reshape(-1)
+            top = np.argsort(-sims, kind="stable")[:k]
+            return allowed_positions[top].tolist(), sims[top].tolist()
+        scores, ids = self.index.search(
+            vector, k, allowed_positions=allowed_positions, exhaustive=True
+        )
         positions = [self.index.position(pid) for pid in ids[0]]
         return positions, scores[0][: len(positions)].tolist()
 
@@ -191,7 +221,7 @@ class SearchEngine:
                 f"Mode {mode!r} is not available for this index (available: "
                 f"{', '.join(self.modes)})."
             )
-        allowed = product_tables.filter_mask(self.products, filters or {})
+        allowed = self.filter_mask(filters)
         encode_s = 0.0
         vector = None
         if mode in ("dense", "hybrid"):
@@ -223,15 +253,19 @@ class SearchEngine:
             position = self.index.position(product_id)
         except KeyError:
             raise UnknownProductError(product_id) from None
-        if self.index.kind == "ivfpq":  # keeps no exact vectors: re-encode the product title
-            return self.embed(str(self.products.iloc[position]["title"]))
+        if self.index.kind == "ivfpq":  # keeps no exact vectors: re-encode title | brand
+            from recsys.pipelines.encoding import encode
+
+            row = self.products.iloc[position]
+            text = " | ".join(str(v) for v in (row["title"], row["brand"]) if isinstance(v, str))
+            return encode(self.encoder, [text], max_length=self.max_length, bf16=self.bf16)[0]
         return np.asarray(self.index.index.reconstruct(position), dtype=np.float32)
 
     def similar(self, product_id: str, k: int, *, filters: dict | None = None) -> Answer:
         """The ``k`` products nearest to a product (itself excluded)."""
         start = time.perf_counter()
         vector = self._vector_of(product_id)
-        allowed = product_tables.filter_mask(self.products, filters or {})
+        allowed = self.filter_mask(filters)
         own = self.index.position(product_id)
         positions, scores = self._dense_positions(vector, k + 1, allowed)
         kept = [(p, s) for p, s in zip(positions, scores, strict=True) if p != own][:k]
@@ -240,13 +274,25 @@ class SearchEngine:
         return Answer(hits=hits, mode="dense", timings={"total_ms": total})
 
     def events(self) -> pd.DataFrame:
+        """Behaviour events of the index's data, oldest first (loaded on first use)."""
         with self._events_lock:
             if self._events is None:
                 loaded = product_tables.load_events(self.folder)
-                self._events = (
-                    loaded if loaded is not None else product_tables.event_table(None)
-                ).sort_values("ts", kind="stable")
+                events = loaded if loaded is not None else product_tables.event_table(None)
+                events = events.sort_values("ts", kind="stable").reset_index(drop=True)
+                self._user_rows = events.groupby("user_id", sort=False).indices
+                self._events = events
             return self._events
+
+    def facets(self, name: str) -> list[str]:
+        """The most common values of a text filter (computed once per index)."""
+        with self._events_lock:
+            values = self._facets.get(name)
+        if values is None:
+            values = product_tables.facet_values(self.products, name)
+            with self._events_lock:
+                self._facets[name] = values
+        return values
 
     def recommend(self, user_id: str, k: int) -> Answer:
         """Products for a user from their recent events (weighted by event type and recency,
@@ -255,9 +301,10 @@ class SearchEngine:
         Raises UnknownUserError for a user with no event at all."""
         start = time.perf_counter()
         events = self.events()
-        mine = events[events["user_id"] == user_id]
-        if mine.empty:
+        rows = self._user_rows.get(user_id)
+        if rows is None:
             raise UnknownUserError(user_id)
+        mine = events.iloc[rows]
         purchased = set(mine.loc[mine["event"] == "purchase", "product_id"])
         indexed = mine[mine["product_id"].map(self._has_product)].tail(RECENT_EVENTS)
         if indexed.empty:

@@ -349,25 +349,32 @@ class LoadedIndex:
         *,
         allowed_ids: Iterable[str] | None = None,
         allowed_positions: np.ndarray | None = None,
+        exhaustive: bool = False,
     ) -> tuple[np.ndarray, list[list[str]]]:
         """Top-``k`` products per query row: (scores (nq, k'), ids per query) with
         k' = min(k, n). Approximate indexes may return fewer than k' hits for a query: its id
         list is then shorter and the missing scores are -inf. ``allowed_ids`` restricts the
         search to those products (a filter), inside faiss; ``allowed_positions`` does the same
-        with index rows."""
+        with index rows. ``exhaustive`` raises the visit budget of a filtered approximate search
+        (efSearch to at least 1024, nprobe to every list) so that a selective filter still
+        finds k products."""
         queries = np.ascontiguousarray(np.atleast_2d(query_vecs), dtype=np.float32)
         k = max(1, min(int(k), len(self.ids)))
         if allowed_ids is not None:
             allowed_positions = np.array(
                 sorted({self._position[i] for i in allowed_ids if i in self._position}), np.int64
             )
-        params = self._selector_params(allowed_positions) if allowed_positions is not None else None
+        params = (
+            self._selector_params(allowed_positions, exhaustive)
+            if allowed_positions is not None
+            else None
+        )
         scores, positions = self.index.search(queries, k, params=params)
         scores = np.where(positions >= 0, scores, -np.inf).astype(np.float32)
         ids = [[self.ids[p] for p in row if p >= 0] for row in positions]
         return scores, ids
 
-    def _selector_params(self, positions: np.ndarray) -> Any:
+    def _selector_params(self, positions: np.ndarray, exhaustive: bool = False) -> Any:
         """faiss SearchParameters restricting results to the rows ``positions``, carrying over
         this index's efSearch / nprobe."""
         import faiss
@@ -375,10 +382,15 @@ class LoadedIndex:
         positions = np.ascontiguousarray(positions, dtype=np.int64)
         selector = faiss.IDSelectorBatch(positions)
         if self.kind == "hnsw":
-            params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.index.hnsw.efSearch)
+            ef = self.index.hnsw.efSearch
+            params = faiss.SearchParametersHNSW(
+                sel=selector, efSearch=max(ef, 1024) if exhaustive else ef
+            )
         elif self.kind == "ivfpq":
-            nprobe = faiss.extract_index_ivf(self.index).nprobe
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+            ivf = faiss.extract_index_ivf(self.index)
+            params = faiss.SearchParametersIVF(
+                sel=selector, nprobe=ivf.nlist if exhaustive else ivf.nprobe
+            )
         else:
             params = faiss.SearchParameters(sel=selector)
         params._keep = (selector, positions)  # the C++ side only borrows them

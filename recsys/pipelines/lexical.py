@@ -60,9 +60,25 @@ class LexicalIndex:
 
         retriever = bm25s.BM25(method="lucene")
         corpus_tokens = tokenize(texts)
-        # bm25s wants at least one token overall; an empty text simply matches nothing.
-        retriever.index(corpus_tokens, show_progress=False)
+        if not any(corpus_tokens):
+            raise ValueError("no product text has a searchable word")
+        retriever.index(corpus_tokens, show_progress=False)  # an empty text matches nothing
         return cls(retriever)
+
+    @classmethod
+    def build_if_possible(cls, texts: Sequence[str]) -> LexicalIndex | None:
+        """The index, or None when no text has a word (the index then serves dense only)."""
+        try:
+            return cls.build(texts)
+        except ValueError:
+            return None
+
+    @classmethod
+    def load_if_present(cls, folder: str) -> LexicalIndex | None:
+        """The saved index, or None for an artifact built without one."""
+        if not os.path.isdir(os.path.join(folder, LEXICAL_DIR)):
+            return None
+        return cls.load(folder)
 
     def save(self, folder: str) -> list[str]:
         """Write the index under ``folder``/lexical; returns the written paths relative to

@@ -103,19 +103,32 @@ def _price(name: str, value) -> float:
     return number
 
 
-def filter_mask(table: pd.DataFrame, filters: Mapping[str, str]) -> np.ndarray | None:
+def folded_columns(table: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Case-folded values of every text filter (brand and attributes), computed once per
+    loaded index so that a filtered query does not fold a whole column."""
+    names = ["brand", *(f"attr:{n}" for n in attribute_names(table))]
+    return {
+        name: table[name].astype("string").str.casefold().fillna("").to_numpy(dtype=object)
+        for name in names
+    }
+
+
+def filter_mask(
+    table: pd.DataFrame, filters: Mapping[str, str], *, folded: dict | None = None
+) -> np.ndarray | None:
     """Boolean mask of the products matching every filter (text filters compare case-
     insensitively; a comma separates alternatives), or None when there is no filter. Unknown
-    names and unusable values raise FilterError naming the known filters."""
-    filters = {k: v for k, v in filters.items() if v not in (None, "")}
-    if not filters:
-        return None
+    names (even with an empty value) and unusable values raise FilterError naming the known
+    filters. ``folded`` is ``folded_columns(table)`` when the caller keeps it."""
     known = known_filters(table)
     unknown = sorted(set(filters) - set(known))
     if unknown:
         raise FilterError(
             f"Unknown filter(s): {', '.join(unknown)}. This index filters on: {', '.join(known)}."
         )
+    filters = {k: v for k, v in filters.items() if v not in (None, "")}
+    if not filters:
+        return None
     mask = np.ones(len(table), dtype=bool)
     for name, value in filters.items():
         if name == "price_min":
@@ -123,10 +136,12 @@ def filter_mask(table: pd.DataFrame, filters: Mapping[str, str]) -> np.ndarray |
         elif name == "price_max":
             mask &= (table["price"] <= _price(name, value)).fillna(False).to_numpy(bool)
         else:
-            column = table["brand"] if name == "brand" else table[f"attr:{name}"]
-            wanted = {part.strip().casefold() for part in str(value).split(",") if part.strip()}
-            lowered = column.astype("string").str.casefold()
-            mask &= lowered.isin(wanted).fillna(False).to_numpy(bool)
+            column = "brand" if name == "brand" else f"attr:{name}"
+            values = (folded or {}).get(column)
+            if values is None:
+                values = folded_columns(table)[column]
+            wanted = [part.strip().casefold() for part in str(value).split(",") if part.strip()]
+            mask &= np.isin(values, wanted)
     bounds = [_price(n, filters[n]) for n in ("price_min", "price_max") if n in filters]
     if len(bounds) == 2 and bounds[0] > bounds[1]:
         raise FilterError("Filter price_min is above price_max.")

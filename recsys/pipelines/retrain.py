@@ -157,7 +157,8 @@ def build_catalog_index(
     texts = product_texts(catalog, params)
 
     def write_companions(folder: str) -> list[str]:
-        written = LexicalIndex.build(texts.tolist()).save(folder)
+        lexical = LexicalIndex.build_if_possible(texts.tolist())
+        written = lexical.save(folder) if lexical is not None else []
         written.append(products.save_table(products.product_table(catalog, ids), folder))
         written.append(products.save_events(products.event_table(events), folder))
         return written
@@ -241,16 +242,16 @@ def evaluate_models(
     zero_shot = _dense_search(base, params, lambda q, k: exact_search(base_vectors, ids, q, k)[1])
     results = {"zero_shot": evaluate(zero_shot, judgments)}
     index = load_index(index_path)
-    lexical = LexicalIndex.load(index_path)
+    lexical = LexicalIndex.load_if_present(index_path)
     encoder = load_encoder(fine_tuned)
-    for mode in SEARCH_MODES:
+    for mode in SEARCH_MODES if lexical is not None else ("dense",):
         name = "fine_tuned" if mode == "dense" else mode
         results[name] = evaluate(mode_search(index, lexical, encoder, params, mode), judgments)
     if active:
         served = load_index(active["index_path"])
         served_mode = active.get("mode") or "dense"
-        served_lexical = LexicalIndex.load(active["index_path"]) if served_mode != "dense" else None
-        if served_mode != "dense" and served_lexical is None:
+        served_lexical = LexicalIndex.load_if_present(active["index_path"])
+        if served_lexical is None:  # built before lexical retrieval existed
             served_mode = "dense"
         served_search = mode_search(
             served, served_lexical, load_encoder(active["model_path"]), params, served_mode
@@ -260,5 +261,8 @@ def evaluate_models(
         name: {**value["metrics"], "n_queries": value["n_queries"]}
         for name, value in results.items()
     }
-    by_mode = {"dense": metrics["fine_tuned"], "bm25": metrics["bm25"], "hybrid": metrics["hybrid"]}
+    by_mode = {
+        "dense": metrics["fine_tuned"],
+        **{m: metrics[m] for m in ("bm25", "hybrid") if m in metrics},
+    }
     return {**metrics, "default_mode": best_mode(by_mode)}

@@ -197,3 +197,70 @@ def test_lexical_index_roundtrip(tmp_path):
     assert sorted(positions.tolist()) == [0, 1] and (scores > 0).all()
     positions, _ = loaded.search("cable", 5, allowed=np.array([False, True, True]))
     assert positions.tolist() == [1]
+
+
+def _synthetic_engine(folder, encoder, *, n=3000, kind="hnsw", titles=None, prices=None):
+    """An engine over random vectors (index kind forced) with a product table: brand B0..B99."""
+    from recsys.pipelines.indexing import build_index
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(n, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [f"p{i}" for i in range(n)]
+    catalog = pd.DataFrame(
+        {
+            "id": ids,
+            "title": titles or ["" for _ in ids],
+            "brand": [f"B{i % 100}" for i in range(n)],
+            "price": prices or [1.0] * n,
+        }
+    )
+
+    def companions(tmp):
+        written = []
+        lexical = LexicalIndex.build_if_possible(catalog["title"].tolist())
+        if lexical is not None:
+            written += lexical.save(tmp)
+        written.append(product_tables.save_table(product_tables.product_table(catalog, ids), tmp))
+        return written
+
+    info = build_index(vectors, ids, str(folder), kind=kind, write_extra=companions, flat_max=10)
+    return SearchEngine(info.path, encoder), vectors
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivfpq"])
+def test_a_selective_filter_still_finds_k_exact_neighbours_on_approximate_indexes(
+    tmp_path, tiny_encoder, kind
+):
+    engine, vectors = _synthetic_engine(tmp_path / "ix", tiny_encoder, kind=kind)
+    query = vectors[5]
+    allowed = engine.filter_mask({"brand": "B7"})
+    assert allowed.sum() == 30
+    positions, _scores = engine._dense_positions(query, 10, allowed)
+    assert len(positions) == 10
+    assert all(engine.products["brand"].iloc[p] == "B7" for p in positions)
+    if kind == "hnsw":  # exact among the allowed products
+        candidates = np.flatnonzero(allowed)
+        exact = candidates[np.argsort(-(vectors[candidates] @ query))[:10]]
+        assert positions == exact.tolist()
+
+
+def test_an_index_without_words_serves_dense_only_and_odd_prices_are_not_numbers(
+    tmp_path, tiny_encoder
+):
+    prices = [float("inf"), float("nan")] + [2.5] * 98
+    engine, _v = _synthetic_engine(
+        tmp_path / "ix", tiny_encoder, n=100, kind="flat", titles=["the"] * 100, prices=prices
+    )
+    assert engine.lexical is None and engine.modes == ("dense",)
+    answer = engine.search("anything", 100, mode="dense")
+    by_id = {h.product_id: h for h in answer.hits}
+    assert by_id["p0"].price is None and by_id["p1"].price is None and by_id["p2"].price == 2.5
+    with pytest.raises(ValueError, match="not available"):
+        engine.search("anything", 5, mode="bm25")
+
+
+def test_an_unknown_filter_with_an_empty_value_is_still_refused(engine):
+    with pytest.raises(FilterError, match="Unknown filter"):
+        engine.search("cable", 5, filters={"colourway": ""})
+    assert len(engine.search("cable", 5, filters={"brand": ""}).hits) == 5

@@ -350,3 +350,47 @@ def test_activation_while_20_threads_query_swaps_without_errors(served):
     assert after and set(after) == {new}
     before = [v for t, _s, v in answers if t < swapped_at[0]]
     assert before and set(before) == {old}
+
+
+def test_a_missing_artifact_is_a_503_naming_the_index(served, tmp_path):
+    from recsys.models import IndexVersion
+
+    IndexVersion.objects.filter(pk=served.index_v1.pk).update(path=str(tmp_path / "gone"))
+    response = _get(served.admin, "/api/v1/search", q="cable")
+    assert response.status_code == 503
+    assert f"Index v{served.index_v1.pk} cannot be loaded" in response.json()["detail"]
+
+
+def test_a_failed_swap_keeps_serving_the_old_index_and_is_not_retried_at_once(
+    served, tmp_path, monkeypatch
+):
+    from recsys.models import IndexVersion
+
+    _get(served.admin, "/api/v1/search", q="cable")  # v1 loaded and serving
+    IndexVersion.objects.filter(pk=served.index_v2.pk).update(path=str(tmp_path / "gone"))
+    loads = []
+    real_load = serving._load
+    monkeypatch.setattr(serving, "_load", lambda spec: loads.append(spec) or real_load(spec))
+    make_active(served.index_v2, served.admin)
+    for _ in range(5):
+        body = _get(served.admin, "/api/v1/search", q="cable").json()
+        assert body["index_version"] == served.index_v1.pk
+        time.sleep(0.2)
+    assert len(loads) == 1  # one background attempt, then a pause before the next
+
+
+def test_cold_start_recommendations_through_the_api(served, artifacts, tmp_path):
+    import pandas as pd
+
+    from recsys.models import IndexVersion
+
+    (_first, model), _second, events = artifacts
+    catalog, _ = demo_frames()
+    newbie = pd.DataFrame(
+        [{"user_id": "NEWBIE", "product_id": "GONE", "event": "view", "ts": 1_760_000_000}]
+    )
+    info = build_artifact(tmp_path / "v3", model, catalog, pd.concat([events, newbie]))
+    index = register_index(served.pipeline, info, model, actor=served.admin)
+    body = _get(served.admin, "/api/v1/users/NEWBIE/recommendations", k=3, index=index.pk).json()
+    assert body["label"] == "popular (cold start)" and body["count"] == 3
+    assert IndexVersion.objects.count() == 3

@@ -36,19 +36,20 @@ class Command(BaseCommand):
             raise CommandError("Give one query, or --queries FILE (not both).")
         user = self._user(options["username"])
         queries = [options["query"]] if options["query"] else self._read(options["queries"])
+        try:
+            search.parse_k(options["k"])
+            if options["query"]:
+                search.parse_query(options["query"])
+            # One index for the whole batch: loaded once, and never swapped mid-batch.
+            where = search.target(user=user, pipeline=options["pipeline"], index=options["index"])
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from None
         failures = 0
         for query in queries:
             try:
-                served = search.search(
-                    user=user,
-                    q=query,
-                    k=options["k"],
-                    mode=options["mode"],
-                    pipeline=options["pipeline"],
-                    index=options["index"],
-                )
+                served = search.search_in(where, q=query, k=options["k"], mode=options["mode"])
             except ApplicationError as exc:
-                if len(queries) == 1 or exc.status_code in (403, 404, 503):
+                if len(queries) == 1:
                     raise CommandError(exc.message) from None
                 failures += 1
                 self.stdout.write(json.dumps({"query": query, "error": exc.message}))
@@ -61,7 +62,11 @@ class Command(BaseCommand):
                             "index_version": served.index_id,
                             "mode": served.answer.mode,
                             "results": [
-                                {"product_id": h.product_id, "rank": h.rank, "score": h.score}
+                                {
+                                    "product_id": h.product_id,
+                                    "rank": h.rank,
+                                    "score": round(h.score, 6),
+                                }
                                 for h in served.answer.hits
                             ],
                         }
