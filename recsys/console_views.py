@@ -42,6 +42,16 @@ def compare_rankings(left: list[str], right: list[str]) -> tuple[dict[str, str],
     return changes, [pid for pid in left if pid not in kept]
 
 
+def recent_queries(user, pipeline, limit: int = 10) -> list:
+    """The user's latest console queries, each distinct query text once (newest first)."""
+    seen, recent = set(), []
+    for entry in ConsoleQuery.objects.filter(user=user, pipeline=pipeline)[:50]:
+        if entry.query not in seen:
+            seen.add(entry.query)
+            recent.append(entry)
+    return recent[:limit]
+
+
 class _ConsoleMixin(LoginRequiredMixin):
     def pipeline(self, request):
         try:
@@ -64,7 +74,7 @@ class ConsoleView(_ConsoleMixin, View):
             "k_choices": K_CHOICES,
             "modes": ("dense", "bm25", "hybrid"),
             "params": params,
-            "recent": ConsoleQuery.objects.filter(user=request.user, pipeline=pipeline)[:10],
+            "recent": recent_queries(request.user, pipeline),
             "query_sets": SavedQuerySet.objects.filter(owner=request.user, pipeline=pipeline),
         }
         if "q" in params:
