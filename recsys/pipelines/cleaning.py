@@ -91,7 +91,7 @@ class CleanConfig:
 
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of every field (stable across runs and processes)."""
-        return stable_hash({"step": "clean", "version": 1, **asdict(self)})
+        return stable_hash({"step": "clean", "version": 2, **asdict(self)})
 
 
 # --- bookkeeping -------------------------------------------------------------------------------
@@ -249,10 +249,16 @@ def _near_dup_ean(df: pd.DataFrame, run: _Run) -> pd.DataFrame:
 
 
 def _near_dup_title_brand(df: pd.DataFrame, run: _Run) -> pd.DataFrame:
-    """Same title and brand after casefolding and turning punctuation runs into one space."""
+    """Same title and brand after casefolding and turning punctuation runs into one space, and
+    not told apart by their EANs: two rows whose (first) EANs differ are different sellable
+    items (variants of a product line often share a title), so they are kept."""
     title = df["title"].str.casefold().str.replace(r"[\W_]+", " ", regex=True).str.strip()
     brand = df["brand"].str.casefold().fillna("") if "brand" in df.columns else ""
     keys = (title + "\x1f" + brand).mask(title.isna() | title.eq(""))
+    if "ean" in df.columns:
+        first = as_string(df["ean"]).str.split(",").str[0].str.replace(r"[\s-]", "", regex=True)
+        valid = flag(first.str.fullmatch(r"\d{8,14}"))
+        keys = keys + "\x1f" + first.str.lstrip("0").where(valid, "").fillna("")
     return _near_duplicates(df, run, keys, "near_duplicate_title_brand")
 
 

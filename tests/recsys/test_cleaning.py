@@ -225,6 +225,20 @@ def test_near_duplicates_by_title_and_brand():
     assert len(out) == 4 and "near_duplicate_title_brand" not in str(report)
 
 
+def test_same_title_and_brand_with_different_eans_are_variants_not_duplicates():
+    frame = catalog(
+        id=["a", "b", "c", "d"],
+        title=["Toner 301", "Toner 301", "Toner 301", "Toner 301"],
+        brand=["HP", "HP", "HP", "HP"],
+        ean=["4006381333931", "4006381333948", "4006381333948", "0"],
+        price=[1.0, 2.0, 3.0, 4.0],
+    )
+    out, report = clean(frame, "product_catalog", CleanConfig(near_dup_ean=False))
+    assert out["id"].tolist() == ["a", "b", "d"]  # c repeats b's EAN; d has no valid EAN
+    example = rule(report, "near_duplicate_title_brand")["examples"][0]
+    assert example["id"] == "c" and example["duplicate_of"] == "b"
+
+
 # --- catalog: price outliers --------------------------------------------------------------------
 
 
@@ -455,7 +469,8 @@ def test_real_chorus_catalog_is_cleaned(tmp_path):
     assert report["rows_in"] == 5000 and 4000 < report["rows_out"] < 5000
     assert rule(report, "html_entities")["changed"] > 0
     assert rule(report, "html_tags")["changed"] > 0
-    assert rule(report, "near_duplicate_title_brand")["removed"] > 0
+    # Chorus titles repeat across variants with their own EANs: none of them is a duplicate.
+    assert rule(report, "near_duplicate_title_brand")["removed"] == 0
     assert not out["description"].dropna().str.contains("<br", regex=False).any()
     json.dumps(report)
     written = clean_file(
