@@ -14,6 +14,20 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 
 QUEUES = ("default", "clean", "train", "index")
 
+
+def worker_argv(
+    name: str, *, queues: str = ",".join(QUEUES), pool: tuple[str, ...] = ("--pool", "solo")
+) -> list[str]:
+    """Command line of a quiet, self-contained worker process (no gossip, mingle or heartbeat:
+    it needs no other worker) named ``name``: what the tests and load_demo start."""
+    import sys
+
+    return [
+        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, *pool,
+        "-n", name, "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO",
+    ]  # fmt: skip
+
+
 app.conf.update(
     task_queues=[Queue(name) for name in QUEUES],
     task_default_queue="default",

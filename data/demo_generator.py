@@ -107,14 +107,23 @@ def _judge(query, kind, brand, category, catalog, rng, per_query):
     return rows
 
 
-def behaviour_events(catalog: list[dict], *, users: int = 300, seed: int = 13) -> list[dict]:
-    """view/click/cart/purchase events per synthetic user, with a few bot-like bursts."""
+def behaviour_events(
+    catalog: list[dict], *, users: int = 300, seed: int = 13, with_queries: bool = False
+) -> list[dict]:
+    """view/click/cart/purchase events per synthetic user, with a few bot-like bursts.
+
+    Without `with_queries` the query column is empty (a browsing export). With it, each user's
+    session starts with a search (a product kind, half the time with a brand, as in the labels)
+    and the events are on products matching it, carrying the query."""
     rng = random.Random(seed)
     events = []
     base = 1_760_000_000
     for u in range(users):
         favourite = rng.choice(list(CATEGORIES))
         pool = [p for p in catalog if p["category"] == favourite]
+        query = ""
+        if with_queries:
+            query, pool = _searched(rng, favourite, pool)
         for step in range(rng.randint(3, 15)):
             product = rng.choice(pool)
             event = rng.choices(["view", "click", "cart", "purchase"], [60, 25, 10, 5])[0]
@@ -124,10 +133,11 @@ def behaviour_events(catalog: list[dict], *, users: int = 300, seed: int = 13) -
                     "product_id": product["id"],
                     "event": event,
                     "ts": base + u * 3600 + step * 40,
-                    "query": "",
+                    "query": query,
                 }
             )
-    for burst in range(3):  # bot-like bursts
+    for burst in range(3):  # bot-like bursts (a scraper clicking through one search)
+        query = rng.choice(CATEGORIES["phones"]).lower() if with_queries else ""
         for k in range(200):
             events.append(
                 {
@@ -135,7 +145,17 @@ def behaviour_events(catalog: list[dict], *, users: int = 300, seed: int = 13) -
                     "product_id": rng.choice(catalog)["id"],
                     "event": "click",
                     "ts": base + k,
-                    "query": "",
+                    "query": query,
                 }
             )
     return events
+
+
+def _searched(rng: random.Random, category: str, pool: list[dict]) -> tuple[str, list[dict]]:
+    """A search in `category` and the products of `pool` that match it (all of `pool` when
+    none does)."""
+    kind = rng.choice(CATEGORIES[category])
+    brand = rng.choice(BRANDS) if rng.random() < 0.5 else None
+    query = f"{brand.lower()} {kind.lower()}" if brand else kind.lower()
+    matching = [p for p in pool if kind in p["title"] and (brand is None or p["brand"] == brand)]
+    return query, matching or pool

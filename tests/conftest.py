@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
+from config.celery import worker_argv
 from tests.factories import PASSWORD, UserFactory
 
 ROLES = ["lead", "steward", "engineer", "ops", "viewer"]
@@ -131,25 +131,7 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     log = open(log_path, "w")  # noqa: SIM115 - closed at teardown
     name = f"test-{uuid.uuid4().hex[:8]}@%h"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            "default,clean,train,index",
-            "--pool",
-            "solo",
-            "-n",
-            name,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "INFO",
-        ],
+        worker_argv(name),
         cwd=Path(__file__).resolve().parent.parent,
         env=env,
         stdout=log,

@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from unittest import mock
 import pytest
 from django.conf import settings
 
+from config.celery import worker_argv
 from governance import services as gov
 from governance.models import AuditEvent
 from recsys import services
@@ -119,25 +119,7 @@ def _start_worker(log_dir: Path, queue: str) -> _Worker:
     log_path = log_dir / f"{name}.log"
     log_file = open(log_path, "w")  # noqa: SIM115 - closed by _Worker.stop
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            queue,
-            "--pool",
-            "solo",
-            "-n",
-            f"{name}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "INFO",
-        ],
+        worker_argv(f"{name}@%h", queues=queue),
         cwd=Path(__file__).resolve().parents[2],
         env=env,
         stdout=log_file,
