@@ -3,6 +3,7 @@ Celery worker process for integration tests."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -110,10 +111,15 @@ def _worker_database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{s['NAME']}"
 
 
+_session_worker = {"started": False}
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     """A separate `celery worker` process on the configured broker and the test database."""
     from django.conf import settings
+
+    _session_worker["started"] = True
 
     log_dir = tmp_path_factory.mktemp("worker")
     mail_dir = log_dir / "mail"
@@ -180,3 +186,47 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+
+
+def worker_backlog() -> int:
+    """Jobs the session's worker still has in hand: versions waiting to be (or being) profiled
+    and pipeline runs queued or running."""
+    from governance.models import DatasetVersion
+    from recsys.models import PipelineRun
+
+    profiling = DatasetVersion.objects.filter(profile_status__in=["pending", "running"]).count()
+    return profiling + PipelineRun.objects.filter(state__in=["queued", "running"]).count()
+
+
+def wait_for_worker_idle(timeout: float = 60.0) -> bool:
+    """Wait until the worker has finished what the test left it (e.g. profiling the cleaned
+    catalog a run registered): the database flush after a transactional test would otherwise
+    deadlock with the worker's open transaction. False when it is still busy after `timeout`
+    (a test that leaves work on purpose)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not worker_backlog():
+            time.sleep(0.5)  # the last job's transaction may still be closing
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def _is_transactional(item) -> bool:
+    """Tests whose rows the worker sees (committed) and whose teardown flushes the database."""
+    marker = item.get_closest_marker("django_db")
+    if marker is not None and marker.kwargs.get("transaction"):
+        return True
+    return bool({"transactional_db", "live_server"} & set(getattr(item, "fixturenames", ())))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Once the session's worker runs, let it finish the jobs a database test caused before the
+    test is torn down (its database flushed or rolled back)."""
+    if _session_worker["started"] and _is_transactional(item):
+        from django.db import DatabaseError
+
+        # RuntimeError: pytest-django blocks database access (the test never reached it).
+        with contextlib.suppress(RuntimeError, DatabaseError):
+            wait_for_worker_idle(timeout=15.0)

@@ -25,6 +25,7 @@ from governance.models import (
 )
 from recsys.demo_loading import DemoLoadError, check_demo_files, demo_files
 from recsys.models import ActiveIndex, IndexVersion, ModelVersion, PipelineRun
+from tests.conftest import wait_for_worker_idle
 
 CHORUS = Path(
     os.environ.get("STEWARD_CHORUS_DIR")
@@ -112,6 +113,7 @@ def test_load_demo_end_to_end_then_a_second_call_changes_nothing(tiny_model_path
         assert line in output
     assert "worker: " in output  # one started for the load, or one that answers
 
+    wait_for_worker_idle()  # a worker that answered may still profile the cleaned catalog
     before = _counts()
     again = _load(base_model=tiny_model_path, max_steps=2)
 
