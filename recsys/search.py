@@ -68,7 +68,7 @@ def queryable_pipeline(*, user, slug: str | None = None) -> Pipeline:
     (STEWARD_SEARCH_PIPELINE), else the first one the user may see that serves an index."""
     from recsys.selectors import pipelines_for_user
 
-    visible = pipelines_for_user(user=user)
+    visible = pipelines_for_user(user=user).prefetch_related(None)  # inputs are not needed
     if slug:
         pipeline = visible.filter(slug=slug).first()
     else:

@@ -48,17 +48,28 @@ def _categorical(series: pd.Series, n_rows: int) -> bool:
 
 def _attribute_frame(catalog: pd.DataFrame) -> pd.DataFrame:
     """The JSON ``attributes`` column expanded into one column per field (``attr_`` prefixes
-    dropped), strings only."""
+    dropped), strings only, for the at most MAX_ATTRIBUTES fields present on at least
+    MIN_COVERAGE of the rows (a real catalog has thousands of sparse fields: one column each
+    would not fit in memory)."""
+    from collections import Counter
+
     if "attributes" not in catalog.columns:
         return pd.DataFrame(index=catalog.index)
     parsed = [
         json.loads(value) if isinstance(value, str) and value.startswith("{") else {}
         for value in catalog["attributes"]
     ]
-    frame = pd.DataFrame.from_records(parsed, index=catalog.index)
-    frame.columns = [str(c).removeprefix("attr_t_").removeprefix("attr_") for c in frame.columns]
-    frame = frame.loc[:, ~frame.columns.duplicated()]
-    return frame.map(lambda v: v if isinstance(v, str) else None)
+    counts = Counter(k for record in parsed for k, v in record.items() if isinstance(v, str))
+    wanted = [key for key, n in counts.most_common() if n >= max(1, MIN_COVERAGE * len(parsed))][
+        : MAX_ATTRIBUTES * 2
+    ]  # twice the cap: some turn out not to be categorical
+    columns = {}
+    for key in wanted:
+        name = str(key).removeprefix("attr_t_").removeprefix("attr_")
+        if name not in columns:
+            values = [record.get(key) for record in parsed]
+            columns[name] = [v if isinstance(v, str) else None for v in values]
+    return pd.DataFrame(columns, index=catalog.index)
 
 
 def product_table(catalog: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:

@@ -264,3 +264,18 @@ def test_an_unknown_filter_with_an_empty_value_is_still_refused(engine):
     with pytest.raises(FilterError, match="Unknown filter"):
         engine.search("cable", 5, filters={"colourway": ""})
     assert len(engine.search("cable", 5, filters={"brand": ""}).hits) == 5
+
+
+def test_thousands_of_sparse_attribute_fields_do_not_become_columns():
+    rows = 2000
+    catalog = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(rows)],
+            "title": ["t"] * rows,
+            "attributes": [
+                f'{{"attr_t_field_{i}": "x", "attr_t_type": "{"ab"[i % 2]}"}}' for i in range(rows)
+            ],
+        }
+    )
+    table = product_tables.product_table(catalog, catalog["id"].tolist())
+    assert product_tables.attribute_names(table) == ["type"]  # 2,000 one-row fields dropped

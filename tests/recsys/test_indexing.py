@@ -221,3 +221,19 @@ def test_ef_search_steps_stop_where_a_flat_scan_is_as_cheap(monkeypatch, tmp_pat
     )
     assert tried == [16]  # 400 / (2·32) < 32: only the first step is worth trying
     assert info.kind == "flat" and info.params["hnsw_tried"]["ef_search"] == 16
+
+
+def test_an_affordable_hnsw_searches_with_at_least_the_ef_floor(tmp_path):
+    """Tuning on perturbed catalogue vectors under-estimates real queries, so a graph large
+    enough to afford it never searches with efSearch below EF_SEARCH_FLOOR (64)."""
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(50, 32))
+    x = (centres[rng.integers(0, 50, 5000)] + 0.05 * rng.normal(size=(5000, 32))).astype(np.float32)
+    emb = x / np.linalg.norm(x, axis=1, keepdims=True)
+    info = indexing.build_index(
+        emb, [f"p{i}" for i in range(5000)], str(tmp_path / "i"), flat_max=100
+    )
+    assert info.kind == "hnsw" and info.params["ef_search"] >= indexing.EF_SEARCH_FLOOR
+    assert indexing.load_index(info.path).index.hnsw.efSearch == info.params["ef_search"]
+    if "ef_search_tuned" in info.params:
+        assert info.params["ef_search_tuned"] < indexing.EF_SEARCH_FLOOR
