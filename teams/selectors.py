@@ -63,6 +63,20 @@ def org_chart_for_user(*, user, include_archived: bool = False) -> list[OrgNode]
     return roots
 
 
+def accountable_for(subject):
+    """The accountable person (RACI "A"; at most one) of a governed subject, or None: a gap."""
+    responsibility = (
+        Responsibility.objects.filter(
+            subject_type=ContentType.objects.get_for_model(type(subject)),
+            subject_id=subject.pk,
+            kind=RaciKind.ACCOUNTABLE,
+        )
+        .select_related("user")
+        .first()
+    )
+    return responsibility.user if responsibility else None
+
+
 def team_members(*, team: Team) -> QuerySet[Membership]:
     return (
         Membership.objects.filter(team=team)

@@ -15,9 +15,9 @@ from governance.choices import ApprovalKind, ApprovalState, IncidentStatus, SlaR
 from governance.models import ApprovalRequest, DataAsset, DatasetVersion, Incident, IncidentEvent
 from governance.sla import freshness_check, version_sla_results
 from governance.transitions import assert_transition
-from teams.choices import RaciKind, Role
+from teams.choices import Role
 from teams.errors import PermissionDeniedError
-from teams.models import Responsibility
+from teams.selectors import accountable_for
 from teams.services import notification_send
 
 User = get_user_model()
@@ -91,21 +91,8 @@ def sla_evaluate_asset(*, asset: DataAsset, now=None) -> dict[str, int]:
     return {"opened": opened, "resolved": resolved}
 
 
-def accountable_of(asset: DataAsset):
-    responsibility = (
-        Responsibility.objects.filter(
-            subject_type=ContentType.objects.get_for_model(DataAsset),
-            subject_id=asset.pk,
-            kind=RaciKind.ACCOUNTABLE,
-        )
-        .select_related("user")
-        .first()
-    )
-    return responsibility.user if responsibility else None
-
-
 def _incident_open(*, asset: DataAsset, key: str, breach: dict) -> bool:
-    accountable = accountable_of(asset)
+    accountable = accountable_for(asset)
     try:
         with transaction.atomic():
             incident = Incident.objects.create(

@@ -27,8 +27,9 @@ from governance.models import DatasetVersion
 from recsys.choices import RunKind
 from recsys.models import Pipeline
 from recsys.services.run_validation import REQUIRED_INPUT_KINDS, USABLE_INPUT_STATES
-from teams.choices import RaciKind, Role
+from teams.choices import Role
 from teams.errors import ApplicationError, ValidationError
+from teams.selectors import accountable_for
 
 logger = logging.getLogger(__name__)
 CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
@@ -158,7 +159,7 @@ def _claim(pipeline: Pipeline, previous: datetime | None, slot: datetime) -> boo
 def _request(pipeline: Pipeline, previous: datetime | None, slot: datetime) -> str:
     from recsys.services.runs import run_request
 
-    accountable = pipeline_accountable(pipeline)
+    accountable = accountable_for(pipeline)
     if accountable is None:
         return _skip(pipeline, previous, slot, "the pipeline has no accountable person (RACI A)")
     inputs, missing = newest_approved_inputs(pipeline)
@@ -198,7 +199,7 @@ def _skip(pipeline: Pipeline, previous, slot: datetime, reason: str) -> str:
     if repeated:
         return "skipped"
     recipients = [*_leads(pipeline)]
-    accountable = pipeline_accountable(pipeline)
+    accountable = accountable_for(pipeline)
     if accountable is not None and accountable not in recipients:
         recipients.append(accountable)
     _notify(
@@ -258,22 +259,6 @@ def _leads(pipeline: Pipeline) -> list:
             is_active=True,
         )
     )
-
-
-def pipeline_accountable(pipeline: Pipeline):
-    """The pipeline's accountable person (RACI "A"; at most one), or None: a reported gap."""
-    from teams.models import Responsibility
-
-    responsibility = (
-        Responsibility.objects.filter(
-            subject_type=ContentType.objects.get_for_model(Pipeline),
-            subject_id=pipeline.pk,
-            kind=RaciKind.ACCOUNTABLE,
-        )
-        .select_related("user")
-        .first()
-    )
-    return responsibility.user if responsibility else None
 
 
 def newest_approved_inputs(pipeline: Pipeline) -> tuple[list[DatasetVersion], set[str]]:
