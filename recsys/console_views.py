@@ -42,6 +42,20 @@ def compare_rankings(left: list[str], right: list[str]) -> tuple[dict[str, str],
     return changes, [pid for pid in left if pid not in kept]
 
 
+def compare_answers(left: search.Served, right: search.Served) -> dict:
+    """How ``right`` ranks against ``left``: the change of each of its results (in its order),
+    the products of ``left`` it dropped, how many they share, how many moved or are new."""
+    left_ids = [h.product_id for h in left.answer.hits]
+    right_ids = [h.product_id for h in right.answer.hits]
+    changes, dropped = compare_rankings(left_ids, right_ids)
+    return {
+        "changes": [changes[pid] for pid in right_ids],
+        "dropped": dropped,
+        "overlap": len(set(left_ids) & set(right_ids)),
+        "moved": sum(1 for change in changes.values() if change != "same"),
+    }
+
+
 def recent_queries(user, pipeline, limit: int = 10) -> list:
     """The user's latest console queries, each distinct query text once (newest first)."""
     seen, recent = set(), []
@@ -87,7 +101,7 @@ class ConsoleView(_ConsoleMixin, View):
         """Filter choices of the index being queried (empty when nothing can be loaded)."""
         try:
             if engine is None:
-                _id, engine = search._engine(pipeline=pipeline, index_id=index_id)
+                engine = search.target_in(pipeline, index_id).engine
         except ApplicationError as exc:
             return {"unavailable": exc.message}
         names = ["brand", *engine.attribute_names]
@@ -104,15 +118,9 @@ class ConsoleView(_ConsoleMixin, View):
             if key not in ("compare", "pipeline") and value
         }
         try:
-            served = search.search(
-                user=request.user,
-                q=params.get("q"),
-                k=params.get("k") or 10,
-                mode=params.get("mode"),
-                filters=filters,
-                pipeline=pipeline.slug,
-                index=params.get("index"),
-            )
+            query, k = search.parse_query(params.get("q")), search.parse_k(params.get("k") or 10)
+            asked = {"q": query, "k": k, "mode": params.get("mode"), "filters": filters}
+            served = search.search_in(search.target_in(pipeline, params.get("index")), **asked)
         except ApplicationError as exc:
             if exc.status_code == 403:
                 raise PermissionDenied(exc.message) from None
@@ -120,9 +128,9 @@ class ConsoleView(_ConsoleMixin, View):
         console_services.console_query_record(
             user=request.user,
             pipeline=pipeline,
-            query=search.parse_query(params.get("q")),
+            query=query,
             mode=served.answer.mode,
-            k=search.parse_k(params.get("k") or 10),
+            k=k,
             filters=filters,
             index_id=served.index_id,
         )
@@ -133,26 +141,10 @@ class ConsoleView(_ConsoleMixin, View):
         }
         if params.get("compare"):
             try:
-                other = search.search(
-                    user=request.user,
-                    q=params.get("q"),
-                    k=params.get("k") or 10,
-                    mode=params.get("mode"),
-                    filters=filters,
-                    pipeline=pipeline.slug,
-                    index=params.get("compare"),
-                )
+                other = search.search_in(search.target_in(pipeline, params["compare"]), **asked)
             except ApplicationError as exc:
                 return {**out, "compare_error": exc.message}
-            left = [h.product_id for h in served.answer.hits]
-            right = [h.product_id for h in other.answer.hits]
-            changes, dropped = compare_rankings(left, right)
-            out.update(
-                compared=other,
-                changes=[changes[pid] for pid in right],
-                dropped=dropped,
-                overlap=len(set(left) & set(right)),
-            )
+            out.update(compared=other, **compare_answers(served, other))
         return out
 
 
@@ -252,28 +244,12 @@ class QuerySetView(_ConsoleMixin, View):
         if left_id or right_id or request.GET.get("run"):
             try:
                 # Each side resolved once: every query of the set runs on the same two indexes.
-                left_target = search.target(
-                    user=request.user, pipeline=pipeline.slug, index=left_id
-                )
-                right_target = search.target(
-                    user=request.user, pipeline=pipeline.slug, index=right_id
-                )
+                left_target = search.target_in(pipeline, left_id)
+                right_target = search.target_in(pipeline, right_id)
                 for query in saved.queries:
                     a = search.search_in(left_target, q=query, k=k)
                     b = search.search_in(right_target, q=query, k=k)
-                    left = [h.product_id for h in a.answer.hits]
-                    right = [h.product_id for h in b.answer.hits]
-                    changes, dropped = compare_rankings(left, right)
-                    rows.append(
-                        {
-                            "query": query,
-                            "left": a,
-                            "right": b,
-                            "overlap": len(set(left) & set(right)),
-                            "moved": sum(1 for c in changes.values() if c != "same"),
-                            "dropped": len(dropped),
-                        }
-                    )
+                    rows.append({"query": query, "left": a, "right": b, **compare_answers(a, b)})
             except ApplicationError as exc:
                 rows, error = [], exc.message
         return render(

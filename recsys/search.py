@@ -157,9 +157,13 @@ class Target:
 
 
 def target(*, user, pipeline: str | None = None, index=None) -> Target:
-    resolved = queryable_pipeline(user=user, slug=pipeline)
-    index_id, engine = _engine(pipeline=resolved, index_id=index)
-    return Target(resolved, index_id, engine)
+    return target_in(queryable_pipeline(user=user, slug=pipeline), index)
+
+
+def target_in(pipeline: Pipeline, index=None) -> Target:
+    """The target in a pipeline the caller has already resolved and checked (require_query)."""
+    index_id, engine = _engine(pipeline=pipeline, index_id=index)
+    return Target(pipeline, index_id, engine)
 
 
 def search_in(
