@@ -3,16 +3,14 @@ versions (rank changes highlighted), and opens the provenance panel of a result 
 people who approved each dataset version, the training run and the activation."""
 
 import pytest
-from django.core.management import call_command
 
 from governance import services as gov
 from governance.models import ApprovalRequest, DatasetVersion
 from recsys import services, serving
-from recsys.models import IndexVersion, Pipeline, PipelineRun
-from recsys.pipelines.encoding import tiny_encoder
+from recsys.models import IndexVersion, PipelineRun
 from teams.demo import DEMO_PASSWORD
 from tests.browser.conftest import log_in
-from tests.browser.test_ops_journey import _baseline, _users
+from tests.browser.test_ops_journey import _baseline, _users, demo_pipeline_with_tiny_model
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -48,16 +46,7 @@ def test_admin_searches_compares_and_traces_a_result(
 ):
     settings.STEWARD_ACTIVE_CHECK_SECONDS = 0
     serving.reset()
-    call_command("seed_demo", "--quiet-logins")
-    pipeline = Pipeline.objects.get(slug="product-search")
-    model = tiny_encoder(str(settings.ARTIFACT_ROOT / "test-models"), seed=4)
-    pipeline.default_parameters = {
-        "base_model": model,
-        "max_steps": 4,
-        "batch_size": 16,
-        "max_length": 32,
-    }
-    pipeline.save(update_fields=["default_parameters"])
+    pipeline = demo_pipeline_with_tiny_model(settings, seed=4)
     users = _users()
     active = _baseline(pipeline, users)
     candidate = _candidate(pipeline, users)

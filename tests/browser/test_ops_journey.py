@@ -18,6 +18,22 @@ from tests.conftest import wait_for
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
+def demo_pipeline_with_tiny_model(settings, *, seed: int) -> Pipeline:
+    """The demo organization, its "product-search" pipeline training a tiny model (built from
+    a config with `seed`) for a few steps so that a run takes seconds."""
+    call_command("seed_demo", "--quiet-logins")
+    pipeline = Pipeline.objects.get(slug="product-search")
+    model = tiny_encoder(str(settings.ARTIFACT_ROOT / "test-models"), seed=seed)
+    pipeline.default_parameters = {
+        "base_model": model,
+        "max_steps": 4,
+        "batch_size": 16,
+        "max_length": 32,
+    }
+    pipeline.save(update_fields=["default_parameters"])
+    return pipeline
+
+
 def _users():
     from django.contrib.auth import get_user_model
 
@@ -74,17 +90,9 @@ def _approve_in_inbox(chromium, base_url, username, card_text, screenshot, shot)
 def test_ops_retrains_activates_and_rolls_back(
     chromium, live_server, celery_worker, screenshot, settings
 ):
-    settings.STEWARD_QUALITY_GATE_TOLERANCE = 1.0  # tiny random models: the gate is tested
-    call_command("seed_demo", "--quiet-logins")  # in the services; here, the journey
-    pipeline = Pipeline.objects.get(slug="product-search")
-    model = tiny_encoder(str(settings.ARTIFACT_ROOT / "test-models"), seed=2)
-    pipeline.default_parameters = {
-        "base_model": model,
-        "max_steps": 4,
-        "batch_size": 16,
-        "max_length": 32,
-    }
-    pipeline.save(update_fields=["default_parameters"])
+    # Tiny random models: the gate is tested in the services; here, the journey.
+    settings.STEWARD_QUALITY_GATE_TOLERANCE = 1.0
+    pipeline = demo_pipeline_with_tiny_model(settings, seed=2)
     users = _users()
     baseline = _baseline(pipeline, users)
 
