@@ -2,7 +2,7 @@
 
     STEWARD_VAR_DIR=/tmp/bench-var .venv/bin/python bench/search_quality.py [--folds 3]
         [--epochs 1] [--max-steps N] [--batch-size 32] [--max-length 64] [--seed 13]
-        [--threads 1] [--keep]
+        [--threads 1] [--splits 20] [--keep]
 
 nDCG@10, Recall@100 and MRR@10 (recsys.pipelines.evaluation.evaluate: grades 0-3, relevant =
 grade >= 2, unjudged products count as irrelevant) for each mode:
@@ -10,8 +10,14 @@ grade >= 2, unjudged products count as irrelevant) for each mode:
 - ``bm25``: BM25 over title | brand | description (the index artifact's lexical index);
 - ``dense_zero_shot``: all-MiniLM-L6-v2 as shipped (exact search, flat index);
 - ``dense_fine_tuned``: the model fine-tuned on the training folds' queries;
-- ``hybrid``: fine-tuned dense + BM25, reciprocal-rank fusion (what the engine serves as hybrid);
-- ``hybrid_zero_shot``: zero-shot dense + BM25 fused (for reference: hybrid without training).
+- ``hybrid``: fine-tuned dense + BM25, weighted reciprocal-rank fusion with the dense weight
+  tuned on the held-out fold exactly as a pipeline run's evaluate step tunes it
+  (``retrain.tune_fusion``): the figures are cross-fitted (each half of the fold's queries is
+  scored with the weight chosen on the other half), the weight reported is the one an index
+  would serve;
+- ``hybrid_rrf``: the same two lists fused with plain RRF (equal weights);
+- ``hybrid_zero_shot``: zero-shot dense + BM25, plain RRF (for reference: hybrid without
+  training).
 
 Catalog: all 19,406 Chorus/Icecat products as the importer reads them (ids are unique). The
 pipeline's clean step is not applied, so that the catalog stays the full catalog the judgments
@@ -50,7 +56,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from chorus import chorus_dir  # noqa: E402
 
-MODES = ("bm25", "dense_zero_shot", "dense_fine_tuned", "hybrid", "hybrid_zero_shot")
+MODES = ("bm25", "dense_zero_shot", "dense_fine_tuned", "hybrid", "hybrid_rrf", "hybrid_zero_shot")
 METRICS = ("ndcg@10", "recall@100", "mrr@10")
 _STARTED = time.monotonic()
 
@@ -130,6 +136,30 @@ def searchers(folder: Path, model_path: str, params: dict) -> dict:
     }
 
 
+def tuned_fusion(
+    folder: Path, model_path: str, params: dict, judgments, splits: int
+) -> tuple[dict, list[dict]]:
+    """Hybrid fusion tuned on ``judgments``' queries as a run's evaluate step does it (halves
+    dealt with the run's seed), and the per-query figures of ``splits`` other deals (seeds
+    0…splits-1): one deal of 20-odd queries is noisy."""
+    from recsys.pipelines import retrain
+    from recsys.pipelines.encoding import load_encoder
+    from recsys.pipelines.indexing import load_index
+    from recsys.pipelines.lexical import FUSION_DEPTH, LexicalIndex
+
+    index, lexical = load_index(str(folder)), LexicalIndex.load(str(folder))
+    queries = sorted(judgments["query"].unique())
+    dense, bm25 = retrain.rankings(
+        index, lexical, load_encoder(model_path), params, queries, FUSION_DEPTH
+    )
+    tuned = retrain.tune_fusion(dense, bm25, index.ids, judgments, seed=params["seed"])
+    others = [
+        retrain.tune_fusion(dense, bm25, index.ids, judgments, seed=seed)["result"]["per_query"]
+        for seed in range(splits)
+    ]
+    return tuned, others
+
+
 def fine_tune_fold(catalog, judgments, train_queries, params, out: Path) -> tuple[str, dict]:
     """Fine-tune on the training folds' pairs; returns (model folder, training summary)."""
     from recsys.pipelines import retrain
@@ -161,7 +191,10 @@ def fine_tune_fold(catalog, judgments, train_queries, params, out: Path) -> tupl
 def score(search_fn, judgments) -> dict:
     from recsys.pipelines.evaluation import evaluate
 
-    result = evaluate(search_fn, judgments)
+    return rounded(evaluate(search_fn, judgments))
+
+
+def rounded(result: dict) -> dict:
     return {
         "metrics": {name: round(result["metrics"][name], 4) for name in METRICS},
         "n_queries": result["n_queries"],
@@ -169,7 +202,7 @@ def score(search_fn, judgments) -> dict:
     }
 
 
-def run_fold(n, held, catalog, judgments, params, zero, work: Path) -> dict:
+def run_fold(n, held, catalog, judgments, params, zero, work: Path, splits: int) -> dict:
     """Fine-tune without the ``held`` queries, index, score every mode on ``held``."""
     from recsys.pipelines import retrain
 
@@ -183,11 +216,13 @@ def run_fold(n, held, catalog, judgments, params, zero, work: Path) -> dict:
     tuned = searchers(work / "index", model, params)
     held_judgments = judgments[judgments["query"].isin(held)]
     started = time.monotonic()
+    fusion, split_scores = tuned_fusion(work / "index", model, params, held_judgments, splits)
     scores = {
         "bm25": score(zero["bm25"], held_judgments),
         "dense_zero_shot": score(zero["dense"], held_judgments),
         "dense_fine_tuned": score(tuned["dense"], held_judgments),
-        "hybrid": score(tuned["hybrid"], held_judgments),
+        "hybrid": rounded(fusion["result"]),
+        "hybrid_rrf": score(tuned["hybrid"], held_judgments),
         "hybrid_zero_shot": score(zero["hybrid"], held_judgments),
     }
     say(
@@ -198,6 +233,9 @@ def run_fold(n, held, catalog, judgments, params, zero, work: Path) -> dict:
         "fold": n,
         "heldout_queries": held,
         **training,
+        "dense_weight": fusion["dense_weight"],
+        "cross_fit_weights": [part["weight"] for part in fusion.get("cross_fit", [])],
+        "hybrid_splits_per_query": split_scores,
         "index_seconds": round(index_s, 1),
         "eval_seconds": round(time.monotonic() - started, 1),
         "scores": scores,
@@ -221,6 +259,34 @@ def summarise(folds: list[dict]) -> tuple[dict, dict]:
     return mean, pooled
 
 
+def split_summary(folds: list[dict]) -> dict | None:
+    """Tuned hybrid pooled over the folds, for each deal of the cross-fit halves (seeds
+    0…splits-1): the mean, min and max of each metric over the deals. Drops the per-query
+    figures from ``folds``."""
+    import numpy as np
+
+    per_fold = [f.pop("hybrid_splits_per_query") for f in folds]
+    n_splits = min((len(p) for p in per_fold), default=0)
+    if not n_splits:
+        return None
+    values = {name: [] for name in METRICS}
+    for seed in range(n_splits):
+        rows = [row for deals in per_fold for row in deals[seed].values()]
+        for name in METRICS:
+            values[name].append(float(np.mean([r[name] for r in rows])))
+    return {
+        "splits": n_splits,
+        **{
+            name: {
+                "mean": round(float(np.mean(v)), 4),
+                "min": round(min(v), 4),
+                "max": round(max(v), 4),
+            }
+            for name, v in values.items()
+        },
+    }
+
+
 def run(args) -> dict:
     import torch
 
@@ -240,11 +306,14 @@ def run(args) -> dict:
     folds = []
     try:
         for n, held in enumerate(make_folds(judgments["query"].tolist(), args.folds, args.seed), 1):
-            folds.append(run_fold(n, held, catalog, judgments, params, zero, work / f"fold-{n}"))
+            folds.append(
+                run_fold(n, held, catalog, judgments, params, zero, work / f"fold-{n}", args.splits)
+            )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     mean, pooled = summarise(folds)
+    splits = split_summary(folds)
     for fold in folds:
         for s in fold["scores"].values():
             s.pop("per_query")
@@ -256,6 +325,7 @@ def run(args) -> dict:
         "folds": folds,
         "mean_over_folds": mean,
         "pooled": pooled,
+        "hybrid_over_splits": splits,
         "best_mode_by_mean_ndcg": max(MODES, key=lambda m: mean[m]["ndcg@10"]),
         "params": {k: params[k] for k in ("epochs", "batch_size", "max_length", "max_steps", "lr")},
         "folds_seed": args.seed,
@@ -291,8 +361,19 @@ def table(result: dict) -> str:
     for fold in result["folds"]:
         lines.append(
             f"fold {fold['fold']}: trained on {fold['train_queries']} queries / "
-            f"{fold['train_pairs']} pairs in {fold['train_seconds']} s, index "
+            f"{fold['train_pairs']} pairs in {fold['train_seconds']} s, hybrid dense weight "
+            f"{fold['dense_weight']} (cross-fit halves {fold['cross_fit_weights']}), index "
             f"{fold['index_seconds']} s, eval {fold['eval_seconds']} s"
+        )
+    splits = result.get("hybrid_over_splits")
+    if splits:
+        lines.append(
+            f"hybrid (tuned) pooled over {splits['splits']} deals of the cross-fit halves: "
+            + ", ".join(
+                f"{name} {splits[name]['mean']:.4f} ({splits[name]['min']:.4f}-"
+                f"{splits[name]['max']:.4f})"
+                for name in METRICS
+            )
         )
     lines.append(
         f"best mode (mean nDCG@10): {result['best_mode_by_mean_ndcg']}; params "
@@ -316,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
     parser.add_argument("--keep", action="store_true", help="keep the fold models and indexes")
+    parser.add_argument(
+        "--splits", type=int, default=20, help="deals of the cross-fit halves to average"
+    )
     parser.add_argument(
         "--sample", type=int, default=0, help="smoke run: judged products + N others (0: all)"
     )

@@ -54,12 +54,19 @@ class EngineSpec:
     path: str
     model_path: str
     default_mode: str
+    dense_weight: float
 
     @classmethod
     def of(cls, index: IndexVersion) -> EngineSpec:
-        from recsys.services.indexes import serving_mode
+        from recsys.services.indexes import serving_dense_weight, serving_mode
 
-        return cls(index.pk, index.path, index.model_version.path, serving_mode(index))
+        return cls(
+            index.pk,
+            index.path,
+            index.model_version.path,
+            serving_mode(index),
+            serving_dense_weight(index),
+        )
 
 
 class _Registry:
@@ -141,7 +148,10 @@ def _load(spec: EngineSpec) -> SearchEngine:
         _pin_threads()
         started = time.monotonic()
         engine = SearchEngine(
-            spec.path, _encoder(spec.model_path, spec.path), default_mode=spec.default_mode
+            spec.path,
+            _encoder(spec.model_path, spec.path),
+            default_mode=spec.default_mode,
+            dense_weight=spec.dense_weight,
         )
         logger.info(
             "loaded index v%s (%s items) in %.2fs",

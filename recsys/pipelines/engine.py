@@ -19,7 +19,12 @@ import numpy as np
 import pandas as pd
 
 from recsys.pipelines import products as product_tables
-from recsys.pipelines.lexical import FUSION_DEPTH, LexicalIndex, reciprocal_rank_fusion
+from recsys.pipelines.lexical import (
+    DENSE_WEIGHT_DEFAULT,
+    FUSION_DEPTH,
+    LexicalIndex,
+    hybrid_fusion,
+)
 
 MODES = ("dense", "bm25", "hybrid")
 EVENT_WEIGHTS = {"view": 1.0, "click": 2.0, "cart": 4.0, "add_to_cart": 4.0, "purchase": 6.0}
@@ -108,7 +113,15 @@ def _ms(seconds: float) -> float:
 class SearchEngine:
     """Everything needed to answer queries from one index artifact folder."""
 
-    def __init__(self, folder: str, encoder: Any, *, default_mode: str = "dense", mmap=True):
+    def __init__(
+        self,
+        folder: str,
+        encoder: Any,
+        *,
+        default_mode: str = "dense",
+        dense_weight: float = DENSE_WEIGHT_DEFAULT,
+        mmap=True,
+    ):
         from recsys.pipelines.indexing import load_index
 
         self.index = load_index(folder, mmap=mmap)
@@ -136,6 +149,7 @@ class SearchEngine:
         self._facets: dict[str, list[str]] = {}
         self.modes = MODES if self.lexical is not None else ("dense",)
         self.default_mode = default_mode if default_mode in self.modes else "dense"
+        self.dense_weight = float(dense_weight)  # hybrid: the dense list's share of the fusion
         self._events: pd.DataFrame | None = None
         self._user_rows: dict = {}
         self._events_lock = threading.Lock()
@@ -240,7 +254,9 @@ class SearchEngine:
             depth = max(k, FUSION_DEPTH)
             dense_positions, _s = self._dense_positions(vector, depth, allowed)
             lexical_positions = self.lexical.search(query, depth, allowed=allowed)[0].tolist()
-            positions, scores = reciprocal_rank_fusion([dense_positions, lexical_positions], k)
+            positions, scores = hybrid_fusion(
+                dense_positions, lexical_positions, k, dense_weight=self.dense_weight
+            )
         search_s = time.perf_counter() - t
         hits = self._hits(positions, scores)
         timings = {

@@ -2,7 +2,9 @@
 
 On real product search lexical matching is strong (model numbers, brands, exact terms), so an
 index artifact carries a BM25 index over the same product texts as the dense index, and search
-can run ``dense``, ``bm25`` or ``hybrid`` (reciprocal-rank fusion of both lists).
+can run ``dense``, ``bm25`` or ``hybrid`` (reciprocal-rank fusion of both lists, the dense list
+weighted by a weight each index version tunes on its held-out queries; see
+``recsys.pipelines.retrain.tune_fusion``).
 
 Tokenisation: bm25s' regex tokenizer, lower-cased, English stop words removed, Snowball
 (PyStemmer) stemming so that "cables" matches "cable". Scoring: BM25 "lucene" variant,
@@ -22,6 +24,7 @@ import numpy as np
 LEXICAL_DIR = "lexical"
 RRF_K = 60
 FUSION_DEPTH = 100
+DENSE_WEIGHT_DEFAULT = 0.5  # equal weights: plain RRF (an index evaluated without tuning)
 
 
 @functools.cache
@@ -123,14 +126,32 @@ class LexicalIndex:
 
 
 def reciprocal_rank_fusion(
-    rankings: Sequence[Sequence[int]], k: int, *, rrf_k: int = RRF_K
+    rankings: Sequence[Sequence[int]],
+    k: int,
+    *,
+    rrf_k: int = RRF_K,
+    weights: Sequence[float] | None = None,
 ) -> tuple[list[int], list[float]]:
-    """Fuse ranked lists of positions: score(d) = Σ 1 / (rrf_k + rank_in_list(d)), rank from
-    1 (Cormack et al., 2009). Returns the top-``k`` (positions, fused scores); ties broken by
-    position so the order is deterministic."""
+    """Fuse ranked lists of positions: score(d) = Σ w_i / (rrf_k + rank_i(d)), rank from 1
+    (Cormack et al., 2009; equal weights by default). A list weighted 0 takes no part. Returns
+    the top-``k`` (positions, fused scores); ties broken by position so the order is
+    deterministic."""
+    weights = [1.0] * len(rankings) if weights is None else list(weights)
+    if len(weights) != len(rankings):
+        raise ValueError(f"{len(weights)} weights for {len(rankings)} rankings")
     fused: dict[int, float] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights, strict=True):
+        if weight <= 0:
+            continue
         for rank, position in enumerate(ranking, start=1):
-            fused[int(position)] = fused.get(int(position), 0.0) + 1.0 / (rrf_k + rank)
+            fused[int(position)] = fused.get(int(position), 0.0) + weight / (rrf_k + rank)
     ordered = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
     return [p for p, _s in ordered], [s for _p, s in ordered]
+
+
+def hybrid_fusion(
+    dense: Sequence[int], lexical: Sequence[int], k: int, *, dense_weight: float = 0.5
+) -> tuple[list[int], list[float]]:
+    """The hybrid ranking: weighted reciprocal-rank fusion of the dense and the BM25 list,
+    the dense list weighted ``dense_weight`` and BM25 ``1 - dense_weight`` (0.5: plain RRF)."""
+    return reciprocal_rank_fusion([dense, lexical], k, weights=(dense_weight, 1.0 - dense_weight))

@@ -184,11 +184,16 @@ def _dense_search(model_path: str, params: dict, search: Callable):
     return run
 
 
-def mode_search(index, lexical, encoder, params: dict, mode: str) -> Callable:
+def mode_search(
+    index, lexical, encoder, params: dict, mode: str, *, dense_weight: float | None = None
+) -> Callable:
     """A batch search function (queries, k) -> ranked product ids for one retrieval mode over
-    one index artifact: dense (faiss), bm25, or hybrid (reciprocal-rank fusion of both)."""
+    one index artifact: dense (faiss), bm25, or hybrid (reciprocal-rank fusion of both, the
+    dense list weighted ``dense_weight``; plain RRF by default)."""
     from recsys.pipelines.encoding import encode
-    from recsys.pipelines.lexical import FUSION_DEPTH, reciprocal_rank_fusion
+    from recsys.pipelines.lexical import DENSE_WEIGHT_DEFAULT, FUSION_DEPTH, hybrid_fusion
+
+    weight = DENSE_WEIGHT_DEFAULT if dense_weight is None else dense_weight
 
     def dense(queries: list[str], k: int) -> list[list[str]]:
         vectors = encode(encoder, queries, max_length=params["max_length"])
@@ -203,7 +208,9 @@ def mode_search(index, lexical, encoder, params: dict, mode: str) -> Callable:
         for q, dense_ids in zip(queries, dense(queries, depth), strict=True):
             dense_positions = [index.position(pid) for pid in dense_ids]
             lexical_positions = lexical.search(q, depth)[0].tolist()
-            positions, _scores = reciprocal_rank_fusion([dense_positions, lexical_positions], k)
+            positions, _scores = hybrid_fusion(
+                dense_positions, lexical_positions, k, dense_weight=weight
+            )
             fused.append([index.ids[p] for p in positions])
         return fused
 
@@ -211,12 +218,119 @@ def mode_search(index, lexical, encoder, params: dict, mode: str) -> Callable:
 
 
 SEARCH_MODES = ("dense", "bm25", "hybrid")
+# Dense weights tried: 0.1 … 0.9. The ends are not hybrid: they are the bm25 and dense modes,
+# which best_mode weighs on their own.
+FUSION_WEIGHTS = tuple(round(w / 10, 1) for w in range(1, 10))
+MIN_TUNING_QUERIES = 6  # fewer held-out queries: plain RRF, nothing tuned
 
 
 def best_mode(metrics: dict) -> str:
     """The retrieval mode with the best held-out nDCG@10 (dense on ties)."""
     scores = {mode: metrics.get(mode, {}).get("ndcg@10", -1.0) for mode in SEARCH_MODES}
     return max(SEARCH_MODES, key=lambda mode: (scores[mode], mode == "dense"))
+
+
+def cached_search(rankings: dict[str, list[str]]) -> Callable:
+    """A batch search function answering from rankings computed once (query -> product ids)."""
+
+    def run(queries: list[str], k: int) -> list[list[str]]:
+        return [rankings[q][:k] for q in queries]
+
+    return run
+
+
+def _best_weight(per_weight: dict[float, dict], queries: list[str]) -> float:
+    """The dense weight with the best mean nDCG@10 over ``queries``; ties go to the weight
+    nearest plain RRF (0.5), then to the lower one."""
+
+    def mean_ndcg(weight: float) -> float:
+        return round(float(np.mean([per_weight[weight][q]["ndcg@10"] for q in queries])), 9)
+
+    return max(FUSION_WEIGHTS, key=lambda w: (mean_ndcg(w), -abs(w - 0.5), -w))
+
+
+def tune_fusion(
+    dense: dict[str, list[int]],
+    lexical: dict[str, list[int]],
+    ids: list[str],
+    judgments: pd.DataFrame,
+    *,
+    seed: int = 0,
+    k: int = 100,
+) -> dict:
+    """Tune the dense weight of hybrid fusion on judged queries, honestly.
+
+    ``dense`` and ``lexical`` map each judged query to its ranked index positions (depth >= k).
+    Every weight of FUSION_WEIGHTS is scored per query. The weight served is the best over all
+    queries; the metrics reported for it are cross-fitted, so that no query is scored with a
+    weight chosen on itself: the queries are dealt (seeded) into two halves, each half is scored
+    with the weight best on the other half. With fewer than MIN_TUNING_QUERIES queries nothing
+    is tuned: plain RRF (weight 0.5), scored as is.
+
+    Returns {"dense_weight", "tuned", "result" (evaluate()'s shape: metrics, n_queries,
+    per_query), "ndcg@10_by_weight", and when tuned "cross_fit" (per half: the queries the
+    weight was tuned on, the queries scored with it, the weight)}."""
+    import random
+
+    from recsys.pipelines.evaluation import evaluate
+    from recsys.pipelines.lexical import DENSE_WEIGHT_DEFAULT, hybrid_fusion
+
+    def fused(weight: float) -> dict[str, list[str]]:
+        return {
+            q: [ids[p] for p in hybrid_fusion(dense[q], lexical[q], k, dense_weight=weight)[0]]
+            for q in dense
+        }
+
+    results = {w: evaluate(cached_search(fused(w)), judgments) for w in FUSION_WEIGHTS}
+    per_weight = {w: r["per_query"] for w, r in results.items()}
+    queries = sorted(per_weight[DENSE_WEIGHT_DEFAULT])
+    by_weight = {str(w): round(float(r["metrics"]["ndcg@10"]), 4) for w, r in results.items()}
+    if len(queries) < MIN_TUNING_QUERIES:
+        return {
+            "dense_weight": DENSE_WEIGHT_DEFAULT,
+            "tuned": False,
+            "result": results[DENSE_WEIGHT_DEFAULT],
+            "ndcg@10_by_weight": by_weight,
+        }
+    shuffled = queries[:]
+    random.Random(seed).shuffle(shuffled)
+    halves = (shuffled[0::2], shuffled[1::2])
+    per_query, cross_fit = {}, []
+    for tune_on, score_on in ((halves[0], halves[1]), (halves[1], halves[0])):
+        weight = _best_weight(per_weight, tune_on)
+        per_query.update({q: per_weight[weight][q] for q in score_on})
+        cross_fit.append(
+            {"tuned_on": sorted(tune_on), "scored": sorted(score_on), "weight": weight}
+        )
+    names = next(iter(per_query.values())).keys()
+    metrics = {name: float(np.mean([row[name] for row in per_query.values()])) for name in names}
+    return {
+        "dense_weight": _best_weight(per_weight, queries),
+        "tuned": True,
+        "result": {"metrics": metrics, "n_queries": len(per_query), "per_query": per_query},
+        "ndcg@10_by_weight": by_weight,
+        "cross_fit": cross_fit,
+    }
+
+
+def rankings(
+    index, lexical, encoder, params: dict, queries: list[str], depth: int = 100
+) -> tuple[dict[str, list[int]], dict[str, list[int]] | None]:
+    """(dense, BM25) ranked index positions of each query, ``depth`` deep, computed once
+    (BM25 None when the index has no lexical part)."""
+    from recsys.pipelines.encoding import encode
+
+    dense_ids = (
+        index.search(encode(encoder, queries, max_length=params["max_length"]), depth)[1]
+        if queries
+        else []
+    )
+    dense = {
+        q: [index.position(pid) for pid in row] for q, row in zip(queries, dense_ids, strict=True)
+    }
+    if lexical is None:
+        return dense, None
+    return dense, {q: lexical.search(q, depth)[0].tolist() for q in queries}
 
 
 def evaluate_models(
@@ -230,12 +344,15 @@ def evaluate_models(
 ) -> dict:
     """nDCG@10, Recall@100, MRR@10 on the held-out queries for the zero-shot base model (exact
     search), the fine-tuned index in each retrieval mode (dense = "fine_tuned", "bm25",
-    "hybrid"), and the index served now (if any, in its own default mode). "default_mode"
-    names the mode with the best nDCG@10: the one the new index serves by default."""
+    "hybrid"), and the index served now (if any, in its own default mode and fusion weight).
+
+    Hybrid fusion is tuned on these queries (``tune_fusion``): "fusion" records the dense
+    weight the index serves, and "hybrid" its cross-fitted metrics. "default_mode" names the
+    mode with the best nDCG@10: the one the new index serves by default."""
     from recsys.pipelines.encoding import default_model_path, load_encoder
     from recsys.pipelines.evaluation import evaluate
     from recsys.pipelines.indexing import exact_search, load_index
-    from recsys.pipelines.lexical import LexicalIndex
+    from recsys.pipelines.lexical import FUSION_DEPTH, RRF_K, LexicalIndex
 
     base = params["base_model"] or default_model_path()
     base_vectors, ids, _precision = embed_catalog(catalog, base, params)
@@ -244,9 +361,25 @@ def evaluate_models(
     index = load_index(index_path)
     lexical = LexicalIndex.load_if_present(index_path)
     encoder = load_encoder(fine_tuned)
-    for mode in SEARCH_MODES if lexical is not None else ("dense",):
-        name = "fine_tuned" if mode == "dense" else mode
-        results[name] = evaluate(mode_search(index, lexical, encoder, params, mode), judgments)
+    queries = sorted(judgments["query"].astype(str).unique())
+    dense, bm25 = rankings(index, lexical, encoder, params, queries, FUSION_DEPTH)
+
+    def ids_of(ranked: dict[str, list[int]]) -> dict[str, list[str]]:
+        return {q: [index.ids[p] for p in positions] for q, positions in ranked.items()}
+
+    results["fine_tuned"] = evaluate(cached_search(ids_of(dense)), judgments)
+    fusion = None
+    if bm25 is not None:
+        results["bm25"] = evaluate(cached_search(ids_of(bm25)), judgments)
+        tuned = tune_fusion(dense, bm25, index.ids, judgments, seed=int(params.get("seed") or 0))
+        results["hybrid"] = tuned["result"]
+        fusion = {
+            "method": "weighted_rrf",
+            "rrf_k": RRF_K,
+            "dense_weight": tuned["dense_weight"],
+            "tuned": tuned["tuned"],
+            "ndcg@10_by_weight": tuned["ndcg@10_by_weight"],
+        }
     if active:
         served = load_index(active["index_path"])
         served_mode = active.get("mode") or "dense"
@@ -254,13 +387,21 @@ def evaluate_models(
         if served_lexical is None:  # built before lexical retrieval existed
             served_mode = "dense"
         served_search = mode_search(
-            served, served_lexical, load_encoder(active["model_path"]), params, served_mode
+            served,
+            served_lexical,
+            load_encoder(active["model_path"]),
+            params,
+            served_mode,
+            dense_weight=active.get("dense_weight"),
         )
         results["active"] = evaluate(served_search, judgments)
     metrics = {
         name: {**value["metrics"], "n_queries": value["n_queries"]}
         for name, value in results.items()
     }
+    if fusion is not None:
+        metrics["hybrid"]["dense_weight"] = fusion["dense_weight"]
+        metrics["fusion"] = fusion
     by_mode = {
         "dense": metrics["fine_tuned"],
         **{m: metrics[m] for m in ("bm25", "hybrid") if m in metrics},

@@ -32,6 +32,15 @@ def serving_mode(index: IndexVersion) -> str:
     return (index.metrics or {}).get("default_mode") or "dense"
 
 
+def serving_dense_weight(index: IndexVersion) -> float:
+    """The weight of the dense list in the index's hybrid fusion, tuned when it was evaluated
+    (plain RRF, 0.5, for an index evaluated before fusion was tuned)."""
+    from recsys.pipelines.lexical import DENSE_WEIGHT_DEFAULT
+
+    weight = ((index.metrics or {}).get("fusion") or {}).get("dense_weight")
+    return DENSE_WEIGHT_DEFAULT if weight is None else float(weight)
+
+
 def mode_metrics(index: IndexVersion, mode: str | None = None) -> dict:
     """Held-out metrics of an index in one mode (its default mode when None)."""
     mode = mode or serving_mode(index)

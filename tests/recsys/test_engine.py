@@ -10,7 +10,7 @@ import pytest
 
 from recsys.pipelines import products as product_tables
 from recsys.pipelines.engine import SearchEngine, UnknownProductError, UnknownUserError
-from recsys.pipelines.lexical import LexicalIndex, reciprocal_rank_fusion
+from recsys.pipelines.lexical import LexicalIndex, hybrid_fusion, reciprocal_rank_fusion
 from recsys.pipelines.products import FilterError
 from recsys.pipelines.retrain import product_texts
 from tests.recsys.search_setup import PARAMS, build_artifact, demo_frames
@@ -76,6 +76,32 @@ def test_rrf_rewards_agreement_and_orders_ties_by_position():
     assert scores[0] == pytest.approx(1 / 62 + 1 / 61)
     positions, scores = reciprocal_rank_fusion([[5, 4], [4, 5]], 2)
     assert positions == [4, 5] and scores[0] == scores[1]
+
+
+def test_weighted_fusion_leans_to_the_heavier_list_and_half_is_plain_rrf():
+    dense, lexical = [1, 2, 3], [3, 4, 5]
+    plain = reciprocal_rank_fusion([dense, lexical], 5)[0]
+    assert hybrid_fusion(dense, lexical, 5, dense_weight=0.5)[0] == plain
+    assert hybrid_fusion(dense, lexical, 5, dense_weight=0.2)[0][:3] == [3, 4, 5]
+    assert hybrid_fusion(dense, lexical, 5, dense_weight=0.8)[0][:3] == [3, 1, 2]
+    assert hybrid_fusion(dense, lexical, 5, dense_weight=0.0)[0] == lexical  # dense takes no part
+    assert hybrid_fusion(dense, lexical, 5, dense_weight=1.0)[0] == dense
+    with pytest.raises(ValueError, match="2 weights for 3 rankings"):
+        reciprocal_rank_fusion([dense, lexical, dense], 3, weights=(1, 1))
+
+
+def test_the_engine_fuses_with_the_weight_its_index_was_tuned_with(engine):
+    query = "wireless headphones"
+    dense = [h.product_id for h in engine.search(query, 100, mode="dense").hits]
+    lexical = [h.product_id for h in engine.search(query, 100, mode="bm25").hits]
+    assert dense[0] != lexical[0]  # the two lists disagree at the top, so the weight shows
+    try:
+        engine.dense_weight = 0.0
+        assert engine.search(query, 1).hits[0].product_id == lexical[0]
+        engine.dense_weight = 1.0
+        assert engine.search(query, 1).hits[0].product_id == dense[0]
+    finally:
+        engine.dense_weight = 0.5
 
 
 def test_filters_brand_price_and_attributes(engine):

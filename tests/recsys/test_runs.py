@@ -12,7 +12,9 @@ from governance.transitions import InvalidTransitionError
 from recsys import services
 from recsys.execution import execute
 from recsys.models import ActiveIndex, IndexVersion, PipelineRun
+from recsys.pipelines.retrain import FUSION_WEIGHTS
 from recsys.services.runs import run_start
+from recsys.serving import EngineSpec
 from recsys.storage import run_dir
 from teams import services as team_services
 from teams.errors import PermissionDeniedError, ValidationError
@@ -231,6 +233,11 @@ def test_activation_needs_approval_gate_and_intact_files_then_rollback(
     services.run_execute(run_id=second.pk, attempt=1)
     candidate = IndexVersion.objects.get(run=second)
     assert "active" in candidate.metrics  # evaluated against the served index
+    fusion = candidate.metrics["fusion"]  # the hybrid weight it serves, tuned at evaluation
+    assert fusion["method"] == "weighted_rrf"
+    assert fusion["dense_weight"] in (*FUSION_WEIGHTS, 0.5)
+    assert candidate.metrics["hybrid"]["dense_weight"] == fusion["dense_weight"]
+    assert EngineSpec.of(candidate).dense_weight == fusion["dense_weight"]
     approval = services.index_request_activation(actor=org.user("beta.ops"), index=candidate)
     gov.approval_decide(actor=org.user("beta.lead"), request=approval, verdict="approve")
     assert candidate.metrics["default_mode"] in ("dense", "bm25", "hybrid")
