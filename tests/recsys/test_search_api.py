@@ -394,3 +394,20 @@ def test_cold_start_recommendations_through_the_api(served, artifacts, tmp_path)
     body = _get(served.admin, "/api/v1/users/NEWBIE/recommendations", k=3, index=index.pk).json()
     assert body["label"] == "popular (cold start)" and body["count"] == 3
     assert IndexVersion.objects.count() == 3
+
+
+@pytest.mark.parametrize("actor", ["admin", "alpha.ops", "acme.lead"])
+def test_a_search_request_reads_the_pipeline_permissions_and_pointer_in_four_queries(
+    served, actor, django_assert_max_num_queries
+):
+    """The request path of every search: the pipeline with its team, then one read of the
+    user's and one of the groups' object permissions (none for an admin); the active pointer
+    is re-read at most every STEWARD_ACTIVE_CHECK_SECONDS (0 here: every request)."""
+    user = served.user(actor)
+    client = api_as(user)
+    client.get("/api/v1/search", {"q": "cable", "k": 1})  # engine loaded, pointer known
+    for k in (1, 100):
+        with django_assert_max_num_queries(4) as captured:
+            response = client.get("/api/v1/search", {"q": "cable", "k": k})
+        assert response.status_code == 200, response.content
+        assert len(captured.captured_queries) == (2 if actor == "admin" else 4)
