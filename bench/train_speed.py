@@ -1,19 +1,24 @@
-"""Fine-tuning throughput of recsys.pipelines.training.finetune: fp32 vs bf16 autocast.
+"""Fine-tuning throughput of recsys.pipelines.training.finetune: fp32 vs bf16 autocast, plain vs
+length-grouped batches.
 
 Builds real (query, product text) pairs from the Chorus/Icecat set: judgments.csv rows with grade
 >= 2 joined to their products ("title | brand | description", HTML stripped, description cut to
 300 characters, as the pipeline's product texts), then runs ``finetune`` with the shipped
 all-MiniLM-L6-v2 for a fixed number of steps (``--steps``, default 20) at batch 32 and max
-length 64 (dynamic padding), once with ``TrainConfig(bf16=False)`` and once with ``bf16=True``,
-same seed and so the same batches. Each model is written to a temporary folder and deleted.
+length 64 (dynamic padding), once per variant (``--precisions``): fp32 or bf16 autocast
+(``TrainConfig.bf16``), with plain batches or batches of similar text length
+(``TrainConfig.group_by_length``; different batches, same seed). Each model is written to a
+temporary folder and deleted. On this data the product texts average 33 tokens but almost every
+plain batch of 32 holds one cut at 64, so dynamic padding alone pads nearly to the maximum.
 
-Reports, per precision: the loop's pairs/s (from the per-step progress callbacks, steps 2..N, so
+Reports, per variant: the loop's pairs/s (from the per-step progress callbacks, steps 2..N, so
 model loading, tokenisation, the first step and saving are excluded), the end-to-end pairs/s of
 ``TrainResult`` (all of those included), and the loss after the last step (mean of the last five
 too). Reference on this machine kind (issue 4): 48 pairs/s fp32 with dynamic padding.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/train_speed.py [--steps 20] [--batch-size 32]
-        [--max-length 64] [--repeats 1] [--precisions fp32,bf16] [--threads N]
+        [--max-length 64] [--repeats 1] [--precisions fp32,bf16,fp32+grouped,bf16+grouped]
+        [--threads N]
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ from chorus import chorus_dir, clean_text, product_records, product_text  # noqa
 from recsys.pipelines import encoding, training  # noqa: E402
 
 REFERENCE_FP32_PAIRS_PER_S = 48.0
+# fp32 / bf16 autocast, each with plain batches or batches grouped by text length (what the
+# pipeline trains with: bf16+grouped where the CPU has native bf16).
+VARIANTS = ("fp32", "bf16", "fp32+grouped", "bf16+grouped")
 
 
 def product_texts() -> dict[str, str]:
@@ -68,7 +76,7 @@ def load_pairs(min_grade: int) -> pd.DataFrame | None:
 def train_once(pairs: pd.DataFrame, cfg: training.TrainConfig, folder: str) -> dict:
     """One fine-tune into ``folder``/model (deleted afterwards); timings and losses."""
     stamps: list[float] = []
-    out = os.path.join(folder, f"model-{'bf16' if cfg.bf16 else 'fp32'}")
+    out = os.path.join(folder, f"model-{'bf16' if cfg.bf16 else 'fp32'}-{int(cfg.group_by_length)}")
     result = training.finetune(
         cfg, pairs, out, progress=lambda _f, _m: stamps.append(time.perf_counter())
     )
@@ -103,9 +111,9 @@ def run(args: argparse.Namespace) -> dict:
     if pairs is None:
         return {"skipped": f"{chorus_dir()}/judgments.csv not found"}
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
-    unknown = set(precisions) - {"fp32", "bf16"}
+    unknown = set(precisions) - set(VARIANTS)
     if unknown:
-        raise SystemExit(f"unknown precisions {sorted(unknown)} (fp32, bf16)")
+        raise SystemExit(f"unknown variants {sorted(unknown)} ({', '.join(VARIANTS)})")
     runs: dict[str, list[dict]] = {p: [] for p in precisions}
     with tempfile.TemporaryDirectory(prefix="steward-bench-train-") as folder:
         for _ in range(args.repeats):
@@ -115,7 +123,8 @@ def run(args: argparse.Namespace) -> dict:
                     max_length=args.max_length,
                     max_steps=args.steps,
                     seed=args.seed,
-                    bf16=precision == "bf16",
+                    bf16=precision.startswith("bf16"),
+                    group_by_length=precision.endswith("+grouped"),
                 )
                 runs[precision].append(train_once(pairs, cfg, folder))
         leftovers = os.listdir(folder)
@@ -137,10 +146,10 @@ def run(args: argparse.Namespace) -> dict:
         "runs": runs,
         "temp_files_left": leftovers,
     }
-    if "fp32" in best and "bf16" in best:
-        fp32, bf16 = best["fp32"]["loop_pairs_per_s"], best["bf16"]["loop_pairs_per_s"]
-        if fp32 and bf16:
-            result["bf16_speedup_vs_fp32"] = round(bf16 / fp32, 2)
+    plain = best.get("fp32", {}).get("loop_pairs_per_s")
+    for variant, r in best.items():
+        if plain and r["loop_pairs_per_s"] and variant != "fp32":
+            result[f"{variant}_speedup_vs_fp32"] = round(r["loop_pairs_per_s"] / plain, 2)
     for precision, r in best.items():
         if r["loop_pairs_per_s"]:
             ratio = r["loop_pairs_per_s"] / REFERENCE_FP32_PAIRS_PER_S
@@ -155,12 +164,12 @@ def table(result: dict) -> str:
     if "skipped" in result:
         return f"skipped: {result['skipped']}"
     lines = [
-        f"{'precision':<10}{'loop pairs/s':>14}{'end-to-end':>12}{'first loss':>12}"
+        f"{'variant':<14}{'loop pairs/s':>14}{'end-to-end':>12}{'first loss':>12}"
         f"{'final loss':>12}{'last-5 loss':>13}"
     ]
     for precision, r in result["best"].items():
         lines.append(
-            f"{precision:<10}{r['loop_pairs_per_s'] or float('nan'):>14.1f}"
+            f"{precision:<14}{r['loop_pairs_per_s'] or float('nan'):>14.1f}"
             f"{r['end_to_end_pairs_per_s']:>12.1f}{r['first_loss']:>12.4f}"
             f"{r['final_loss']:>12.4f}{r['mean_loss_last_5']:>13.4f}"
         )
@@ -184,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-grade", type=int, default=2, help="judgments kept as positives")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--repeats", type=int, default=1, help="rounds (best loop rate counts)")
-    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32,bf16")
+    parser.add_argument(
+        "--precisions", default=",".join(VARIANTS), help=f"comma-separated: {','.join(VARIANTS)}"
+    )
     parser.add_argument(
         "--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)"
     )

@@ -50,7 +50,9 @@ class TrainConfig:
     ``max_steps`` (when set) fixes the number of optimiser steps, cycling over the data as often
     as needed; otherwise ``epochs`` full passes. ``scale`` multiplies cosine similarities before
     the softmax (an inverse temperature: 20 = temperature 0.05). ``bf16`` runs forward passes
-    under bf16 autocast (weights, gradients and the loss stay fp32).
+    under bf16 autocast (weights, gradients and the loss stay fp32). ``group_by_length`` makes
+    batches of product texts of similar length (see ``plan_batches``), so that dynamic padding
+    pads less.
     """
 
     base_model: str = ""
@@ -65,6 +67,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     bf16: bool = False
+    group_by_length: bool = False
 
     def config_hash(self) -> str:
         """Stable sha256 of every field; the approval of a run pins it."""
@@ -114,17 +117,36 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def plan_batches(n_pairs: int, cfg: TrainConfig) -> list[np.ndarray]:
+LENGTH_GROUP_BATCHES = 8  # group_by_length sorts windows of this many batches by length
+
+
+def plan_batches(
+    n_pairs: int, cfg: TrainConfig, lengths: np.ndarray | None = None
+) -> list[np.ndarray]:
     """Row indices of every training batch, in order: a fresh seeded permutation per epoch,
     batches of ``cfg.batch_size`` (a trailing batch of one pair is dropped: it has no negative).
-    With ``max_steps`` the epochs repeat until that many batches exist, then stop."""
+    With ``max_steps`` the epochs repeat until that many batches exist, then stop.
+
+    With ``cfg.group_by_length`` and ``lengths`` (tokens per pair), each epoch's permutation is
+    cut into windows of LENGTH_GROUP_BATCHES batches, each window is sorted by length before it
+    is cut into batches, and the epoch's batches are then shuffled: a batch holds texts of
+    similar length (little padding) while its in-batch negatives stay a random draw of the
+    window."""
     rng = np.random.default_rng(cfg.seed)
+    grouped = cfg.group_by_length and lengths is not None
+    if grouped and len(lengths) != n_pairs:
+        raise ValueError(f"{len(lengths)} lengths for {n_pairs} pairs")
     batches: list[np.ndarray] = []
     epoch = 0
     while True:
         perm = rng.permutation(n_pairs)
-        for start in range(0, n_pairs, cfg.batch_size):
-            chunk = perm[start : start + cfg.batch_size]
+        size = cfg.batch_size
+        chunks = (
+            _length_grouped(perm, lengths, size, rng)
+            if grouped
+            else [perm[start : start + size] for start in range(0, n_pairs, size)]
+        )
+        for chunk in chunks:
             if len(chunk) >= 2:
                 batches.append(chunk)
             if cfg.max_steps is not None and len(batches) >= cfg.max_steps:
@@ -134,6 +156,18 @@ def plan_batches(n_pairs: int, cfg: TrainConfig) -> list[np.ndarray]:
             return batches
         if not batches:
             return batches
+
+
+def _length_grouped(
+    perm: np.ndarray, lengths: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    window = batch_size * LENGTH_GROUP_BATCHES
+    chunks: list[np.ndarray] = []
+    for start in range(0, len(perm), window):
+        part = perm[start : start + window]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        chunks.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+    return [chunks[i] for i in rng.permutation(len(chunks))]
 
 
 def mnrl_loss(q_emb: Any, d_emb: Any, q_ids: Any, d_ids: Any, scale: float) -> Any:
@@ -284,7 +318,8 @@ def _run(cfg, train_pairs, tmp, progress, should_stop) -> TrainResult:
     base = cfg.base_model or default_model_path()
     encoder = load_encoder(base)
     data = _prepare(encoder, train_pairs, cfg.max_length)
-    batches = plan_batches(len(data.q_idx), cfg)
+    lengths = np.fromiter((len(data.d_tokens[i]) for i in data.d_idx), np.int64, len(data.d_idx))
+    batches = plan_batches(len(data.q_idx), cfg, lengths)
     opt = _make_optimizer(encoder, cfg, len(batches))
     encoder.model.train()
     curve: list[dict[str, float]] = []
