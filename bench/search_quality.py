@@ -2,7 +2,7 @@
 
     STEWARD_VAR_DIR=/tmp/bench-var .venv/bin/python bench/search_quality.py [--folds 3]
         [--epochs 1] [--max-steps N] [--batch-size 32] [--max-length 64] [--seed 13]
-        [--threads 1] [--splits 20] [--keep]
+        [--threads 1] [--splits 20] [--baseline-training] [--keep]
 
 nDCG@10, Recall@100 and MRR@10 (recsys.pipelines.evaluation.evaluate: grades 0-3, relevant =
 grade >= 2, unjudged products count as irrelevant) for each mode:
@@ -12,7 +12,7 @@ grade >= 2, unjudged products count as irrelevant) for each mode:
 - ``dense_fine_tuned``: the model fine-tuned on the training folds' queries;
 - ``hybrid``: fine-tuned dense + BM25, weighted reciprocal-rank fusion with the dense weight
   tuned on the held-out fold exactly as a pipeline run's evaluate step tunes it
-  (``retrain.tune_fusion``): the figures are cross-fitted (each half of the fold's queries is
+  (``fusion.tune_fusion``): the figures are cross-fitted (each half of the fold's queries is
   scored with the weight chosen on the other half), the weight reported is the one an index
   would serve;
 - ``hybrid_rrf``: the same two lists fused with plain RRF (equal weights);
@@ -103,6 +103,7 @@ def run_params(args) -> dict:
         "max_steps": args.max_steps,
         "seed": args.seed,
         "held_out_fraction": 0.0,  # the folds are the held-out split
+        "baseline_training": args.baseline_training,
     }
 
 
@@ -142,19 +143,19 @@ def tuned_fusion(
     """Hybrid fusion tuned on ``judgments``' queries as a run's evaluate step does it (halves
     dealt with the run's seed), and the per-query figures of ``splits`` other deals (seeds
     0…splits-1): one deal of 20-odd queries is noisy."""
-    from recsys.pipelines import retrain
+    from recsys.pipelines import fusion
     from recsys.pipelines.encoding import load_encoder
     from recsys.pipelines.indexing import load_index
     from recsys.pipelines.lexical import FUSION_DEPTH, LexicalIndex
 
     index, lexical = load_index(str(folder)), LexicalIndex.load(str(folder))
     queries = sorted(judgments["query"].unique())
-    dense, bm25 = retrain.rankings(
+    dense, bm25 = fusion.rankings(
         index, lexical, load_encoder(model_path), params, queries, FUSION_DEPTH
     )
-    tuned = retrain.tune_fusion(dense, bm25, index.ids, judgments, seed=params["seed"])
+    tuned = fusion.tune_fusion(dense, bm25, index.ids, judgments, seed=params["seed"])
     others = [
-        retrain.tune_fusion(dense, bm25, index.ids, judgments, seed=seed)["result"]["per_query"]
+        fusion.tune_fusion(dense, bm25, index.ids, judgments, seed=seed)["result"]["per_query"]
         for seed in range(splits)
     ]
     return tuned, others
@@ -175,7 +176,16 @@ def fine_tune_fold(catalog, judgments, train_queries, params, out: Path) -> tupl
             last["t"] = time.monotonic()
             say(f"  fine-tuning {fraction:.0%}: {message}")
 
-    tuned = retrain.fine_tune(train, params, out, progress, lambda: False)
+    fast = not params.get("baseline_training")
+    tuned = retrain.fine_tune(
+        train,
+        params,
+        out,
+        progress,
+        lambda: False,
+        bf16=None if fast else False,
+        group_by_length=fast,
+    )
     return tuned.path, {
         "train_queries": report["train_queries"],
         "train_pairs": report["train_pairs"],
@@ -327,7 +337,10 @@ def run(args) -> dict:
         "pooled": pooled,
         "hybrid_over_splits": splits,
         "best_mode_by_mean_ndcg": max(MODES, key=lambda m: mean[m]["ndcg@10"]),
-        "params": {k: params[k] for k in ("epochs", "batch_size", "max_length", "max_steps", "lr")},
+        "params": {
+            k: params[k]
+            for k in ("epochs", "batch_size", "max_length", "max_steps", "lr", "baseline_training")
+        },
         "folds_seed": args.seed,
         "catalog_precision": {"bf16": meta["extra"].get("bf16")},
         "zero_shot_index_seconds": round(zero_s, 1),
@@ -397,6 +410,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
     parser.add_argument("--keep", action="store_true", help="keep the fold models and indexes")
+    parser.add_argument(
+        "--baseline-training",
+        action="store_true",
+        help="fine-tune with the plain fp32 loop (no bf16, no length grouping) for comparison",
+    )
     parser.add_argument(
         "--splits", type=int, default=20, help="deals of the cross-fit halves to average"
     )

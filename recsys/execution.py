@@ -29,7 +29,7 @@ from recsys.constants import SPLIT_PARAMETERS
 from recsys.models import IndexVersion, ModelVersion, PipelineRun
 from recsys.pipelines.common import CancelledError
 from recsys.services import runs as services
-from recsys.services.indexes import serving_dense_weight, serving_mode
+from recsys.services.indexes import serving_mode
 from recsys.services.run_validation import version_of
 from recsys.storage import remove_tree, run_dir
 
@@ -274,7 +274,6 @@ def _active_artifacts(run: PipelineRun, *, exclude: int | None = None) -> dict |
         "model_path": index.model_version.path,
         "index_id": index.pk,
         "mode": serving_mode(index),
-        "dense_weight": serving_dense_weight(index),
     }
 
 

@@ -12,6 +12,23 @@ def can_run(user, pipeline) -> bool:
     return bool(user.is_active and user.has_perm(team_perms.RUN_PIPELINE, pipeline.owning_team))
 
 
+def can_view_and_run(user, pipeline) -> bool:
+    """can_view_pipeline and can_run together, from one read of the user's object permissions
+    on the owning team (the search request path)."""
+    from guardian.core import ObjectPermissionChecker
+
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if user.is_superuser:
+        return True
+    perms = set(ObjectPermissionChecker(user).get_perms(pipeline.owning_team))
+    return {_codename(team_perms.VIEW_TEAM), _codename(team_perms.RUN_PIPELINE)} <= perms
+
+
+def _codename(perm: str) -> str:
+    return perm.split(".", 1)[1]
+
+
 def require_view_pipeline(user, pipeline) -> None:
     if not can_view_pipeline(user, pipeline):
         raise NotFoundError("Pipeline not found.")

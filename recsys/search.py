@@ -21,7 +21,6 @@ from recsys.models import IndexVersion, Pipeline, PipelineRun
 from recsys.pipelines.engine import MODES, Answer, SearchEngine, UnknownProductError
 from recsys.pipelines.engine import UnknownUserError as _UnknownUser
 from recsys.pipelines.products import FilterError
-from teams import permissions as team_perms
 from teams.errors import NotFoundError, PermissionDeniedError, ValidationError
 
 MAX_QUERY_CHARS = 512
@@ -67,11 +66,11 @@ def require_query(user, pipeline: Pipeline) -> None:
 def queryable_pipeline(*, user, slug: str | None = None) -> Pipeline:
     """The pipeline a query is for: the one named, else the configured default
     (STEWARD_SEARCH_PIPELINE), else the first one the user may see that serves an index."""
-    from recsys.selectors import pipelines_for_user
+    from recsys.selectors import pipeline_get_queryable, pipelines_for_user
 
     default = getattr(settings, "STEWARD_SEARCH_PIPELINE", "product-search")
-    pipeline = _queryable_fast(user, slug or default)
-    if pipeline is not None:
+    pipeline = pipeline_get_queryable(user=user, slug=slug or default)
+    if pipeline is not None:  # the common case, in two small queries
         return pipeline
     visible = pipelines_for_user(user=user).prefetch_related(None)  # inputs are not needed
     if slug:
@@ -85,30 +84,6 @@ def queryable_pipeline(*, user, slug: str | None = None) -> Pipeline:
     if pipeline is None:
         raise NotFoundError("Pipeline not found." if slug else "You can see no pipeline.")
     require_query(user, pipeline)
-    return pipeline
-
-
-def _queryable_fast(user, slug: str) -> Pipeline | None:
-    """The common case of every search request, in two small queries: the named pipeline,
-    which the user sees and may query (the same object permissions as require_query, read once
-    by one checker). None when that is not the case: the full lookup then decides and says
-    why."""
-    from guardian.core import ObjectPermissionChecker
-
-    if not (user.is_authenticated and user.is_active):
-        return None
-    pipeline = (
-        Pipeline.objects.select_related("owning_team", "active__index", "active__previous")
-        .filter(slug=slug)
-        .first()
-    )
-    if pipeline is None:
-        return None
-    if not user.is_superuser:
-        perms = set(ObjectPermissionChecker(user).get_perms(pipeline.owning_team))
-        wanted = {name.split(".", 1)[1] for name in (team_perms.VIEW_TEAM, team_perms.RUN_PIPELINE)}
-        if not wanted <= perms:
-            return None
     return pipeline
 
 

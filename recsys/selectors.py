@@ -7,6 +7,7 @@ from django.db.models import Prefetch, QuerySet
 
 from governance.choices import VersionStatus
 from governance.models import ApprovalRequest, DatasetVersion, Decision
+from recsys import permissions
 from recsys.models import IndexVersion, Pipeline, PipelineRun
 from teams import permissions as team_perms
 from teams.errors import NotFoundError
@@ -22,6 +23,19 @@ def pipelines_for_user(*, user) -> QuerySet[Pipeline]:
         .select_related("owning_team", "active__index", "active__previous")
         .prefetch_related("input_assets")
     )
+
+
+def pipeline_get_queryable(*, user, slug: str) -> Pipeline | None:
+    """The pipeline ``slug`` when the user may see and query it, else None (the caller's full
+    lookup then decides and says why)."""
+    pipeline = (
+        Pipeline.objects.select_related("owning_team", "active__index", "active__previous")
+        .filter(slug=slug)
+        .first()
+    )
+    if pipeline is None or not permissions.can_view_and_run(user, pipeline):
+        return None
+    return pipeline
 
 
 def pipeline_get_for_user(*, user, slug: str) -> Pipeline:

@@ -4,7 +4,7 @@ On real product search lexical matching is strong (model numbers, brands, exact 
 index artifact carries a BM25 index over the same product texts as the dense index, and search
 can run ``dense``, ``bm25`` or ``hybrid`` (reciprocal-rank fusion of both lists, the dense list
 weighted by a weight each index version tunes on its held-out queries; see
-``recsys.pipelines.retrain.tune_fusion``).
+``recsys.pipelines.fusion.tune_fusion``).
 
 Tokenisation: bm25s' regex tokenizer, lower-cased, English stop words removed, Snowball
 (PyStemmer) stemming so that "cables" matches "cable". Scoring: BM25 "lucene" variant,
@@ -153,5 +153,7 @@ def hybrid_fusion(
     dense: Sequence[int], lexical: Sequence[int], k: int, *, dense_weight: float = 0.5
 ) -> tuple[list[int], list[float]]:
     """The hybrid ranking: weighted reciprocal-rank fusion of the dense and the BM25 list,
-    the dense list weighted ``dense_weight`` and BM25 ``1 - dense_weight`` (0.5: plain RRF)."""
-    return reciprocal_rank_fusion([dense, lexical], k, weights=(dense_weight, 1.0 - dense_weight))
+    the dense list weighted ``dense_weight`` and BM25 ``1 - dense_weight`` (0.5: plain RRF,
+    with the same scores; the weights are doubled so that they sum to the two lists' 2)."""
+    weights = (2.0 * dense_weight, 2.0 * (1.0 - dense_weight))
+    return reciprocal_rank_fusion([dense, lexical], k, weights=weights)

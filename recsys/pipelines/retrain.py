@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.pipelines.common import ProgressFn
+from recsys.pipelines.fusion import cached_search, rankings, tune_fusion
 
 
 @dataclass
@@ -79,8 +80,15 @@ def fine_tune(
     out_dir: Path,
     progress: ProgressFn,
     should_stop: Callable[[], bool],
+    *,
+    bf16: bool | None = None,
+    group_by_length: bool = True,
 ) -> FineTuned:
-    from recsys.pipelines.encoding import default_model_path
+    """Fine-tune the base model on ``train``. Forward passes run under bf16 autocast where the
+    CPU has native bf16 kernels (``bf16`` None), and batches group texts of similar length;
+    both only save time (bench/train_speed.py, bench/search_quality.py --baseline-training
+    measure speed and held-out quality against the plain fp32 loop)."""
+    from recsys.pipelines.encoding import bf16_supported, default_model_path
     from recsys.pipelines.training import TrainConfig, finetune
 
     if train.empty:
@@ -94,6 +102,8 @@ def fine_tune(
         max_length=params["max_length"],
         seed=params["seed"],
         max_steps=params["max_steps"],
+        bf16=bf16_supported() if bf16 is None else bf16,
+        group_by_length=group_by_length,
     )
     result = finetune(cfg, train, str(out_dir), progress=progress, should_stop=should_stop)
     return FineTuned(
@@ -184,16 +194,12 @@ def _dense_search(model_path: str, params: dict, search: Callable):
     return run
 
 
-def mode_search(
-    index, lexical, encoder, params: dict, mode: str, *, dense_weight: float | None = None
-) -> Callable:
+def mode_search(index, lexical, encoder, params: dict, mode: str) -> Callable:
     """A batch search function (queries, k) -> ranked product ids for one retrieval mode over
-    one index artifact: dense (faiss), bm25, or hybrid (reciprocal-rank fusion of both, the
-    dense list weighted ``dense_weight``; plain RRF by default)."""
+    one index artifact: dense (faiss), bm25, or hybrid (plain reciprocal-rank fusion of both;
+    an index's tuned weight is applied by the engine)."""
     from recsys.pipelines.encoding import encode
-    from recsys.pipelines.lexical import DENSE_WEIGHT_DEFAULT, FUSION_DEPTH, hybrid_fusion
-
-    weight = DENSE_WEIGHT_DEFAULT if dense_weight is None else dense_weight
+    from recsys.pipelines.lexical import FUSION_DEPTH, hybrid_fusion
 
     def dense(queries: list[str], k: int) -> list[list[str]]:
         vectors = encode(encoder, queries, max_length=params["max_length"])
@@ -208,9 +214,7 @@ def mode_search(
         for q, dense_ids in zip(queries, dense(queries, depth), strict=True):
             dense_positions = [index.position(pid) for pid in dense_ids]
             lexical_positions = lexical.search(q, depth)[0].tolist()
-            positions, _scores = hybrid_fusion(
-                dense_positions, lexical_positions, k, dense_weight=weight
-            )
+            positions, _scores = hybrid_fusion(dense_positions, lexical_positions, k)
             fused.append([index.ids[p] for p in positions])
         return fused
 
@@ -218,119 +222,12 @@ def mode_search(
 
 
 SEARCH_MODES = ("dense", "bm25", "hybrid")
-# Dense weights tried: 0.1 … 0.9. The ends are not hybrid: they are the bm25 and dense modes,
-# which best_mode weighs on their own.
-FUSION_WEIGHTS = tuple(round(w / 10, 1) for w in range(1, 10))
-MIN_TUNING_QUERIES = 6  # fewer held-out queries: plain RRF, nothing tuned
 
 
 def best_mode(metrics: dict) -> str:
     """The retrieval mode with the best held-out nDCG@10 (dense on ties)."""
     scores = {mode: metrics.get(mode, {}).get("ndcg@10", -1.0) for mode in SEARCH_MODES}
     return max(SEARCH_MODES, key=lambda mode: (scores[mode], mode == "dense"))
-
-
-def cached_search(rankings: dict[str, list[str]]) -> Callable:
-    """A batch search function answering from rankings computed once (query -> product ids)."""
-
-    def run(queries: list[str], k: int) -> list[list[str]]:
-        return [rankings[q][:k] for q in queries]
-
-    return run
-
-
-def _best_weight(per_weight: dict[float, dict], queries: list[str]) -> float:
-    """The dense weight with the best mean nDCG@10 over ``queries``; ties go to the weight
-    nearest plain RRF (0.5), then to the lower one."""
-
-    def mean_ndcg(weight: float) -> float:
-        return round(float(np.mean([per_weight[weight][q]["ndcg@10"] for q in queries])), 9)
-
-    return max(FUSION_WEIGHTS, key=lambda w: (mean_ndcg(w), -abs(w - 0.5), -w))
-
-
-def tune_fusion(
-    dense: dict[str, list[int]],
-    lexical: dict[str, list[int]],
-    ids: list[str],
-    judgments: pd.DataFrame,
-    *,
-    seed: int = 0,
-    k: int = 100,
-) -> dict:
-    """Tune the dense weight of hybrid fusion on judged queries, honestly.
-
-    ``dense`` and ``lexical`` map each judged query to its ranked index positions (depth >= k).
-    Every weight of FUSION_WEIGHTS is scored per query. The weight served is the best over all
-    queries; the metrics reported for it are cross-fitted, so that no query is scored with a
-    weight chosen on itself: the queries are dealt (seeded) into two halves, each half is scored
-    with the weight best on the other half. With fewer than MIN_TUNING_QUERIES queries nothing
-    is tuned: plain RRF (weight 0.5), scored as is.
-
-    Returns {"dense_weight", "tuned", "result" (evaluate()'s shape: metrics, n_queries,
-    per_query), "ndcg@10_by_weight", and when tuned "cross_fit" (per half: the queries the
-    weight was tuned on, the queries scored with it, the weight)}."""
-    import random
-
-    from recsys.pipelines.evaluation import evaluate
-    from recsys.pipelines.lexical import DENSE_WEIGHT_DEFAULT, hybrid_fusion
-
-    def fused(weight: float) -> dict[str, list[str]]:
-        return {
-            q: [ids[p] for p in hybrid_fusion(dense[q], lexical[q], k, dense_weight=weight)[0]]
-            for q in dense
-        }
-
-    results = {w: evaluate(cached_search(fused(w)), judgments) for w in FUSION_WEIGHTS}
-    per_weight = {w: r["per_query"] for w, r in results.items()}
-    queries = sorted(per_weight[DENSE_WEIGHT_DEFAULT])
-    by_weight = {str(w): round(float(r["metrics"]["ndcg@10"]), 4) for w, r in results.items()}
-    if len(queries) < MIN_TUNING_QUERIES:
-        return {
-            "dense_weight": DENSE_WEIGHT_DEFAULT,
-            "tuned": False,
-            "result": results[DENSE_WEIGHT_DEFAULT],
-            "ndcg@10_by_weight": by_weight,
-        }
-    shuffled = queries[:]
-    random.Random(seed).shuffle(shuffled)
-    halves = (shuffled[0::2], shuffled[1::2])
-    per_query, cross_fit = {}, []
-    for tune_on, score_on in ((halves[0], halves[1]), (halves[1], halves[0])):
-        weight = _best_weight(per_weight, tune_on)
-        per_query.update({q: per_weight[weight][q] for q in score_on})
-        cross_fit.append(
-            {"tuned_on": sorted(tune_on), "scored": sorted(score_on), "weight": weight}
-        )
-    names = next(iter(per_query.values())).keys()
-    metrics = {name: float(np.mean([row[name] for row in per_query.values()])) for name in names}
-    return {
-        "dense_weight": _best_weight(per_weight, queries),
-        "tuned": True,
-        "result": {"metrics": metrics, "n_queries": len(per_query), "per_query": per_query},
-        "ndcg@10_by_weight": by_weight,
-        "cross_fit": cross_fit,
-    }
-
-
-def rankings(
-    index, lexical, encoder, params: dict, queries: list[str], depth: int = 100
-) -> tuple[dict[str, list[int]], dict[str, list[int]] | None]:
-    """(dense, BM25) ranked index positions of each query, ``depth`` deep, computed once
-    (BM25 None when the index has no lexical part)."""
-    from recsys.pipelines.encoding import encode
-
-    dense_ids = (
-        index.search(encode(encoder, queries, max_length=params["max_length"]), depth)[1]
-        if queries
-        else []
-    )
-    dense = {
-        q: [index.position(pid) for pid in row] for q, row in zip(queries, dense_ids, strict=True)
-    }
-    if lexical is None:
-        return dense, None
-    return dense, {q: lexical.search(q, depth)[0].tolist() for q in queries}
 
 
 def evaluate_models(
@@ -344,11 +241,11 @@ def evaluate_models(
 ) -> dict:
     """nDCG@10, Recall@100, MRR@10 on the held-out queries for the zero-shot base model (exact
     search), the fine-tuned index in each retrieval mode (dense = "fine_tuned", "bm25",
-    "hybrid"), and the index served now (if any, in its own default mode and fusion weight).
+    "hybrid"), and the index served now (if any, in its own default mode).
 
-    Hybrid fusion is tuned on these queries (``tune_fusion``): "fusion" records the dense
-    weight the index serves, and "hybrid" its cross-fitted metrics. "default_mode" names the
-    mode with the best nDCG@10: the one the new index serves by default."""
+    Hybrid fusion is tuned on these queries (``fusion.tune_fusion``): "fusion" records the
+    dense weight the new index would serve, "hybrid" its cross-fitted metrics. "default_mode"
+    names the mode with the best nDCG@10: the one the new index serves by default."""
     from recsys.pipelines.encoding import default_model_path, load_encoder
     from recsys.pipelines.evaluation import evaluate
     from recsys.pipelines.indexing import exact_search, load_index
@@ -381,20 +278,7 @@ def evaluate_models(
             "ndcg@10_by_weight": tuned["ndcg@10_by_weight"],
         }
     if active:
-        served = load_index(active["index_path"])
-        served_mode = active.get("mode") or "dense"
-        served_lexical = LexicalIndex.load_if_present(active["index_path"])
-        if served_lexical is None:  # built before lexical retrieval existed
-            served_mode = "dense"
-        served_search = mode_search(
-            served,
-            served_lexical,
-            load_encoder(active["model_path"]),
-            params,
-            served_mode,
-            dense_weight=active.get("dense_weight"),
-        )
-        results["active"] = evaluate(served_search, judgments)
+        results["active"] = _evaluate_served(active, params, judgments, queries)
     metrics = {
         name: {**value["metrics"], "n_queries": value["n_queries"]}
         for name, value in results.items()
@@ -407,3 +291,26 @@ def evaluate_models(
         **{m: metrics[m] for m in ("bm25", "hybrid") if m in metrics},
     }
     return {**metrics, "default_mode": best_mode(by_mode)}
+
+
+def _evaluate_served(active: dict, params: dict, judgments: pd.DataFrame, queries: list[str]):
+    """The served index in its own mode. Serving hybrid, it is scored like the candidate's
+    hybrid: cross-fitted, so that the quality gate compares like with like (the weight it
+    serves may have been tuned on these very queries)."""
+    from recsys.pipelines.encoding import load_encoder
+    from recsys.pipelines.evaluation import evaluate
+    from recsys.pipelines.indexing import load_index
+    from recsys.pipelines.lexical import FUSION_DEPTH, LexicalIndex
+
+    served = load_index(active["index_path"])
+    lexical = LexicalIndex.load_if_present(active["index_path"])
+    mode = active.get("mode") or "dense"
+    if lexical is None:  # built before lexical retrieval existed
+        mode = "dense"
+    encoder = load_encoder(active["model_path"])
+    if mode != "hybrid":
+        return evaluate(mode_search(served, lexical, encoder, params, mode), judgments)
+    dense, bm25 = rankings(served, lexical, encoder, params, queries, FUSION_DEPTH)
+    return tune_fusion(dense, bm25, served.ids, judgments, seed=int(params.get("seed") or 0))[
+        "result"
+    ]

@@ -26,7 +26,7 @@ from governance.services.approvals import (
     approval_request_open,
 )
 from recsys import permissions
-from recsys.choices import TERMINAL_RUN_STATES, RunKind, RunState
+from recsys.choices import TERMINAL_RUN_STATES, IndexStatus, RunKind, RunState
 from recsys.constants import (
     RUN_LOG_MAX_CHARS,
     SWEEP_REENQUEUE_AFTER_SECONDS,
@@ -365,7 +365,7 @@ def run_record_index_metrics(*, run_id: int, attempt: int, index_id: int, metric
             return False
         index = IndexVersion.objects.select_for_update().get(pk=index_id, pipeline=run.pipeline)
         before = {"metrics": index.metrics}
-        index.metrics = metrics
+        index.metrics = _keep_approved_serving(index, metrics)
         index.save(update_fields=["metrics"])
         audit_record(
             actor=None,
@@ -376,6 +376,21 @@ def run_record_index_metrics(*, run_id: int, attempt: int, index_id: int, metric
         )
         _append_log(run, f"stored the evaluation on index v{index.pk}")
         return True
+
+
+SERVING_SETTINGS = ("default_mode", "fusion")  # how an index answers, fixed by its activation
+
+
+def _keep_approved_serving(index: IndexVersion, metrics: dict) -> dict:
+    """The metrics an evaluate run stores. An index that was activated keeps the serving mode
+    and fusion weight its activation approved (a re-evaluation must not change how a served
+    index answers without an approval); what this evaluation would have chosen is kept
+    beside them, under "re_evaluated"."""
+    if index.status == IndexStatus.CANDIDATE:
+        return metrics
+    approved = {k: index.metrics[k] for k in SERVING_SETTINGS if k in (index.metrics or {})}
+    chosen = {k: metrics[k] for k in SERVING_SETTINGS if k in metrics}
+    return {**metrics, **approved, "re_evaluated": chosen} if approved else metrics
 
 
 def run_execute(*, run_id: int, attempt: int) -> None:

@@ -80,8 +80,8 @@ def test_rrf_rewards_agreement_and_orders_ties_by_position():
 
 def test_weighted_fusion_leans_to_the_heavier_list_and_half_is_plain_rrf():
     dense, lexical = [1, 2, 3], [3, 4, 5]
-    plain = reciprocal_rank_fusion([dense, lexical], 5)[0]
-    assert hybrid_fusion(dense, lexical, 5, dense_weight=0.5)[0] == plain
+    plain = reciprocal_rank_fusion([dense, lexical], 5)
+    assert hybrid_fusion(dense, lexical, 5, dense_weight=0.5) == plain  # same order and scores
     assert hybrid_fusion(dense, lexical, 5, dense_weight=0.2)[0][:3] == [3, 4, 5]
     assert hybrid_fusion(dense, lexical, 5, dense_weight=0.8)[0][:3] == [3, 1, 2]
     assert hybrid_fusion(dense, lexical, 5, dense_weight=0.0)[0] == lexical  # dense takes no part

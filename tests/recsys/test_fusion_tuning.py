@@ -1,4 +1,4 @@
-"""Tuning the dense weight of hybrid fusion on judged queries (recsys.pipelines.retrain.
+"""Tuning the dense weight of hybrid fusion on judged queries (recsys.pipelines.fusion.
 tune_fusion): the weight follows the list that finds the relevant products, ties go to plain
 RRF, too few queries tune nothing, and the reported figures are cross-fitted. No database."""
 
@@ -9,7 +9,7 @@ import math
 import pandas as pd
 import pytest
 
-from recsys.pipelines.retrain import FUSION_WEIGHTS, MIN_TUNING_QUERIES, tune_fusion
+from recsys.pipelines.fusion import FUSION_WEIGHTS, MIN_TUNING_QUERIES, tune_fusion
 
 IDS = [f"P{i}" for i in range(10_000)]
 AT_RANK_2 = 1 / math.log2(3)  # nDCG@10 of a single relevant product found second
@@ -91,3 +91,25 @@ def test_each_half_is_scored_with_the_weight_tuned_on_the_other_half(seed):
                 AT_RANK_2 if part["weight"] == 0.5 else float((part["weight"] > 0.5) == wants_dense)
             )
             assert per_query[query]["ndcg@10"] == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "fusion, shown",
+    [
+        ({"dense_weight": 0.3, "tuned": True}, "weighted RRF, dense weight 0.3"),
+        ({"dense_weight": 0.5, "tuned": False}, "RRF <span"),
+        (None, "BM25, RRF)"),
+    ],
+)
+def test_the_metrics_table_names_the_fusion_an_index_serves(fusion, shown):
+    from django.template.loader import render_to_string
+
+    row = {"ndcg@10": 0.8, "recall@100": 0.9, "mrr@10": 0.7, "n_queries": 12}
+    metrics = {"fine_tuned": row, "bm25": row, "hybrid": row, "default_mode": "hybrid"}
+    if fusion is not None:
+        metrics["fusion"] = fusion
+
+    html = render_to_string("recsys/_metrics.html", {"metrics": metrics})
+
+    assert shown in html
+    assert ("untuned" in html) == (fusion is not None and not fusion["tuned"])

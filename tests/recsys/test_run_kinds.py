@@ -257,6 +257,39 @@ def test_storing_an_evaluation_needs_the_running_attempt(porg):
     assert AuditEvent.objects.filter(verb="indexversion.evaluated").count() == 1
 
 
+@pytest.mark.parametrize("status", ["candidate", "active", "retired"])
+def test_a_re_evaluation_keeps_how_an_activated_index_answers(porg, status):
+    """An evaluate run stores fresh figures; an index that was activated keeps the serving
+    mode and fusion weight its activation approved, the new choice recorded beside them."""
+    index = _fabricated_index(porg)
+    served = {"default_mode": "hybrid", "fusion": {"dense_weight": 0.3}}
+    IndexVersion.objects.filter(pk=index.pk).update(
+        status=status, metrics={"fine_tuned": {"ndcg@10": 0.4}, **served}
+    )
+    run = _request(porg, "evaluate", index_version=index.pk)
+    PipelineRun.objects.filter(pk=run.pk).update(state="running", attempt=1)
+    measured = {
+        "fine_tuned": {"ndcg@10": 0.5},
+        "default_mode": "bm25",
+        "fusion": {"dense_weight": 0.7},
+    }
+
+    assert services.run_record_index_metrics(
+        run_id=run.pk, attempt=1, index_id=index.pk, metrics=measured
+    )
+
+    index.refresh_from_db()
+    assert index.metrics["fine_tuned"] == {"ndcg@10": 0.5}
+    if status == "candidate":
+        assert index.metrics == measured
+    else:
+        assert {k: index.metrics[k] for k in served} == served
+        assert index.metrics["re_evaluated"] == {
+            "default_mode": "bm25",
+            "fusion": {"dense_weight": 0.7},
+        }
+
+
 def test_api_and_form_offer_the_kinds_and_versions(porg, client):
     index = _fabricated_index(porg)
     ops = api_as(porg.user("beta.ops"))

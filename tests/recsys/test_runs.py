@@ -12,7 +12,7 @@ from governance.transitions import InvalidTransitionError
 from recsys import services
 from recsys.execution import execute
 from recsys.models import ActiveIndex, IndexVersion, PipelineRun
-from recsys.pipelines.retrain import FUSION_WEIGHTS
+from recsys.pipelines.fusion import FUSION_WEIGHTS
 from recsys.services.runs import run_start
 from recsys.serving import EngineSpec
 from recsys.storage import run_dir
