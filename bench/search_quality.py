@@ -2,7 +2,7 @@
 
     STEWARD_VAR_DIR=/tmp/bench-var .venv/bin/python bench/search_quality.py [--folds 3]
         [--epochs 1] [--max-steps N] [--batch-size 32] [--max-length 64] [--seed 13]
-        [--threads 1] [--splits 20] [--baseline-training] [--keep]
+        [--threads 1] [--splits 20] [--training bf16+grouped] [--keep]
 
 nDCG@10, Recall@100 and MRR@10 (recsys.pipelines.evaluation.evaluate: grades 0-3, relevant =
 grade >= 2, unjudged products count as irrelevant) for each mode:
@@ -103,7 +103,7 @@ def run_params(args) -> dict:
         "max_steps": args.max_steps,
         "seed": args.seed,
         "held_out_fraction": 0.0,  # the folds are the held-out split
-        "baseline_training": args.baseline_training,
+        "training": args.training,
     }
 
 
@@ -176,15 +176,15 @@ def fine_tune_fold(catalog, judgments, train_queries, params, out: Path) -> tupl
             last["t"] = time.monotonic()
             say(f"  fine-tuning {fraction:.0%}: {message}")
 
-    fast = not params.get("baseline_training")
+    variant = params["training"]
     tuned = retrain.fine_tune(
         train,
         params,
         out,
         progress,
         lambda: False,
-        bf16=None if fast else False,
-        group_by_length=fast,
+        bf16=variant.startswith("bf16"),
+        group_by_length=variant.endswith("grouped"),
     )
     return tuned.path, {
         "train_queries": report["train_queries"],
@@ -339,7 +339,7 @@ def run(args) -> dict:
         "best_mode_by_mean_ndcg": max(MODES, key=lambda m: mean[m]["ndcg@10"]),
         "params": {
             k: params[k]
-            for k in ("epochs", "batch_size", "max_length", "max_steps", "lr", "baseline_training")
+            for k in ("epochs", "batch_size", "max_length", "max_steps", "lr", "training")
         },
         "folds_seed": args.seed,
         "catalog_precision": {"bf16": meta["extra"].get("bf16")},
@@ -411,9 +411,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
     parser.add_argument("--keep", action="store_true", help="keep the fold models and indexes")
     parser.add_argument(
-        "--baseline-training",
-        action="store_true",
-        help="fine-tune with the plain fp32 loop (no bf16, no length grouping) for comparison",
+        "--training",
+        default="bf16+grouped",
+        choices=("fp32", "bf16", "fp32+grouped", "bf16+grouped"),
+        help="fine-tuning variant: fp32 = the plain loop; bf16+grouped = what the pipeline runs "
+        "where the CPU has native bf16",
     )
     parser.add_argument(
         "--splits", type=int, default=20, help="deals of the cross-fit halves to average"

@@ -85,9 +85,10 @@ def fine_tune(
     group_by_length: bool = True,
 ) -> FineTuned:
     """Fine-tune the base model on ``train``. Forward passes run under bf16 autocast where the
-    CPU has native bf16 kernels (``bf16`` None), and batches group texts of similar length;
-    both only save time (bench/train_speed.py, bench/search_quality.py --baseline-training
-    measure speed and held-out quality against the plain fp32 loop)."""
+    CPU has native bf16 kernels (``bf16`` None), and batches group texts of similar length:
+    3.4x the plain fp32 loop's pairs/s here (bench/train_speed.py); held-out quality against
+    that loop: bench/search_quality.py --training (docs/benchmarks-search.md). Both choices
+    are recorded in the model version's training config."""
     from recsys.pipelines.encoding import bf16_supported, default_model_path
     from recsys.pipelines.training import TrainConfig, finetune
 
