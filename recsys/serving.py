@@ -10,10 +10,15 @@
   index version that produced it. Only the very first load of a process is synchronous.
 - faiss and torch are pinned to ``STEWARD_SERVING_THREADS`` threads (1 by default): on a small
   machine several requests in parallel beat one request using every core.
+- Once an engine is loaded, the process's objects are frozen out of the garbage collector
+  (``gc.freeze``): an engine is ~500k long-lived Python objects, and a full collection walking
+  them stalled a request for ~0.3 s every few seconds under load (p99 77 ms → 5.6 ms for bm25
+  with wrk, one client).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -171,7 +176,23 @@ def _load(spec: EngineSpec) -> SearchEngine:
             in_use = {id(e.encoder) for e in _registry.engines.values()}
             for key in [k for k, e in _registry.encoders.items() if id(e) not in in_use]:
                 _registry.encoders.pop(key)  # a model no cached index uses any more
+        freeze_long_lived_objects()
         return engine
+
+
+def freeze_long_lived_objects() -> None:
+    """Move every object alive now out of the collector's reach (``gc.freeze``), so that a
+    full collection walks only what requests allocate. Unfrozen and collected first, so that
+    an engine evicted since the last freeze can still be freed."""
+    started = time.perf_counter()
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    logger.info(
+        "froze %s objects out of the garbage collector in %.2fs",
+        gc.get_freeze_count(),
+        time.perf_counter() - started,
+    )
 
 
 def _load_or_unavailable(spec: EngineSpec) -> SearchEngine:

@@ -3,10 +3,12 @@ every bad request, the permission matrix, index hot swap under 20 concurrent cli
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import threading
 import time
+import weakref
 
 import pytest
 from django.core.management import call_command
@@ -411,3 +413,19 @@ def test_a_search_request_reads_the_pipeline_permissions_and_pointer_in_four_que
             response = client.get("/api/v1/search", {"q": "cable", "k": k})
         assert response.status_code == 200, response.content
         assert len(captured.captured_queries) == (2 if actor == "admin" else 4)
+
+
+def test_loaded_engines_are_frozen_out_of_the_collector_and_an_evicted_one_is_freed(served):
+    """Full collections must not walk an engine's objects on every request (0.3 s stalls), yet
+    an engine that is no longer used must still be freed."""
+    first = serving.engine_for_index(served.index_v1)
+    assert gc.get_freeze_count() > 0
+    first.cycle = first  # only the collector frees objects in a reference cycle
+    first_ref = weakref.ref(first)
+    del first
+    serving.reset()
+
+    serving.engine_for_index(served.index_v2)  # loading re-freezes: unfreeze, collect, freeze
+
+    assert first_ref() is None
+    assert gc.get_freeze_count() > 0
