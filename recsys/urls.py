@@ -9,6 +9,7 @@ urlpatterns = [
     path("pipelines/<slug:slug>/", views.PipelineDetailView.as_view(), name="pipeline_detail"),
     path("pipelines/<slug:slug>/runs/new/", views.RunRequestView.as_view(), name="run_request"),
     path("pipelines/<slug:slug>/rollback/", views.RollbackView.as_view(), name="rollback"),
+    path("pipelines/<slug:slug>/schedule/", views.ScheduleView.as_view(), name="schedule"),
     path("runs/<int:pk>/", views.RunDetailView.as_view(), name="run_detail"),
     path("runs/<int:pk>/cancel/", views.RunCancelView.as_view(), name="run_cancel"),
     path("runs/<int:pk>/retry/", views.RunRetryView.as_view(), name="run_retry"),

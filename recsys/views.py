@@ -1,6 +1,7 @@
 """UI of the pipeline for ops: pipelines, the trigger form, run pages with live progress,
 index versions with activation and rollback. Reads through selectors, writes through services."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
@@ -15,6 +16,8 @@ from governance.models import DatasetVersion
 from recsys import permissions, selectors, services
 from recsys.choices import TERMINAL_RUN_STATES
 from recsys.forms import RunRequestForm
+from recsys.services.schedules import CRON_HELP
+from teams import permissions as team_perms
 from teams.errors import ApplicationError
 
 
@@ -49,6 +52,9 @@ class PipelineDetailView(LoginRequiredMixin, TemplateView):
             ndcg_chart=sparkline([v for v in history if v is not None], width=320, height=60),
             active=getattr(pipeline, "active", None),
             can_run=permissions.can_run(self.request.user, pipeline),
+            can_schedule=team_perms.can_manage_team(self.request.user, pipeline.owning_team),
+            cron_help=CRON_HELP,
+            time_zone=settings.TIME_ZONE,
             **kwargs,
         )
 
@@ -181,6 +187,26 @@ class IndexActivateView(_IndexAction):
 
     def perform(self, request, index):
         services.index_activate(actor=request.user, index=index)
+
+
+class ScheduleView(LoginRequiredMixin, View):
+    def post(self, request, slug):
+        pipeline = selectors.pipeline_get_for_user(user=request.user, slug=slug)
+        try:
+            pipeline = services.pipeline_set_schedule(
+                actor=request.user, pipeline=pipeline, schedule=request.POST.get("schedule", "")
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(
+                request,
+                f"Retrains of {pipeline.name} are scheduled at '{pipeline.schedule}' (cron, "
+                f"{settings.TIME_ZONE})."
+                if pipeline.schedule
+                else f"{pipeline.name} has no schedule any more.",
+            )
+        return redirect("recsys:pipeline_detail", slug=slug)
 
 
 class RollbackView(LoginRequiredMixin, View):

@@ -112,5 +112,12 @@ class IndexVersionOutputSerializer(serializers.ModelSerializer):
         ]
 
 
+class ScheduleInputSerializer(serializers.Serializer):
+    schedule = serializers.CharField(
+        allow_blank=True,
+        help_text='5-field cron expression ("0 3 * * 1" = Mondays 03:00); "" clears',
+    )
+
+
 class ActivationReasonInputSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")

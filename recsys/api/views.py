@@ -15,13 +15,15 @@ from recsys.api.serializers import (
     PipelineRunDetailSerializer,
     PipelineRunOutputSerializer,
     RunRequestInputSerializer,
+    ScheduleInputSerializer,
 )
 from recsys.models import IndexVersion
 from teams.api.inputs import valid_input
 
 
 class PipelineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Pipelines of visible teams; POST {slug}/rollback/ serves the previous index again."""
+    """Pipelines of visible teams; POST {slug}/rollback/ serves the previous index again;
+    POST {slug}/schedule/ sets or clears the cron schedule of its retrains."""
 
     serializer_class = PipelineOutputSerializer
     lookup_field = "slug"
@@ -34,6 +36,16 @@ class PipelineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def rollback(self, request, slug=None):
         pipeline = self.get_object()
         services.index_rollback(actor=request.user, pipeline=pipeline)
+        return Response(self.get_serializer(self.get_queryset().get(pk=pipeline.pk)).data)
+
+    @extend_schema(request=ScheduleInputSerializer, responses={200: PipelineOutputSerializer})
+    @action(detail=True, methods=["post"])
+    def schedule(self, request, slug=None):
+        pipeline = self.get_object()
+        data = valid_input(ScheduleInputSerializer, request.data)
+        services.pipeline_set_schedule(
+            actor=request.user, pipeline=pipeline, schedule=data["schedule"]
+        )
         return Response(self.get_serializer(self.get_queryset().get(pk=pipeline.pk)).data)
 
 

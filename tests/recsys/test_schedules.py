@@ -4,9 +4,11 @@ person's name, at most once per slot, or records why it did not."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.urls import reverse
 
 from governance import services as gov
 from governance.models import AuditEvent
@@ -16,6 +18,7 @@ from recsys.services import schedules
 from teams import services as team_services
 from teams.errors import PermissionDeniedError, ValidationError
 from teams.models import Notification
+from tests.conftest import api_as, login
 from tests.recsys.pipeline_setup import build_pipeline_org, run_approval
 
 pytestmark = pytest.mark.django_db
@@ -227,3 +230,62 @@ def test_the_beat_runs_the_schedules_every_minute(porg):
     )
     schedules_run_task()
     assert PipelineRun.objects.filter(reason__startswith="Scheduled retrain").count() == 1
+
+
+# --- setting the schedule from the pipeline page and the API ------------------------------
+
+ALLOWED = {"admin", "acme.lead", "beta.lead"}
+ACTORS = sorted(ALLOWED | {"beta.ops", "beta.steward", "alpha.lead", "alpha.ops", "outsider"})
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+def test_api_schedule_permission_matrix(porg, actor):
+    response = api_as(porg.user(actor)).post(
+        f"/api/v1/pipelines/{porg.pipeline.slug}/schedule/", {"schedule": "0 3 * * 1"}
+    )
+    schedule = Pipeline.objects.get(pk=porg.pipeline.pk).schedule
+    if actor in ALLOWED:
+        assert response.status_code == 200, response.content
+        assert response.json()["schedule"] == "0 3 * * 1" == schedule
+    else:
+        assert response.status_code in (403, 404), response.content
+        assert schedule == ""
+        if response.status_code == 403:
+            assert "change the schedule" in response.json()["detail"]
+
+
+def test_api_refuses_a_bad_schedule_with_the_field_at_fault(porg):
+    lead = api_as(porg.user("beta.lead"))
+    url = f"/api/v1/pipelines/{porg.pipeline.slug}/schedule/"
+    bad = lead.post(url, {"schedule": "0 25 * * *"})
+    assert bad.status_code == 400
+    assert "hour" in json.dumps(bad.json())
+    missing = lead.post(url, {})
+    assert missing.status_code == 400 and "schedule" in missing.json()["errors"]
+    assert Pipeline.objects.get(pk=porg.pipeline.pk).schedule == ""
+    cleared = lead.post(url, {"schedule": ""})
+    assert cleared.status_code == 200 and cleared.json()["schedule"] == ""
+
+
+def test_pipeline_page_shows_the_schedule_and_lets_leads_change_it(porg, client):
+    page = reverse("recsys:pipeline_detail", args=[porg.pipeline.slug])
+    action = reverse("recsys:schedule", args=[porg.pipeline.slug])
+
+    login(client, porg.user("beta.ops"))
+    html = client.get(page).content.decode()
+    assert "none: retrains are requested by hand" in html and 'id="schedule-form"' not in html
+    refused = client.post(action, {"schedule": "0 3 * * 1"}, follow=True).content.decode()
+    assert "change the schedule" in refused
+    assert Pipeline.objects.get(pk=porg.pipeline.pk).schedule == ""
+
+    login(client, porg.user("beta.lead"))
+    assert 'id="schedule-form"' in client.get(page).content.decode()
+    bad = client.post(action, {"schedule": "61 * * * *"}, follow=True).content.decode()
+    assert "Bad minute" in bad
+    assert Pipeline.objects.get(pk=porg.pipeline.pk).schedule == ""
+    saved = client.post(action, {"schedule": " 0 3  * * 1 "}, follow=True).content.decode()
+    assert "are scheduled at &#x27;0 3 * * 1&#x27;" in saved and "<code>0 3 * * 1</code>" in saved
+    assert Pipeline.objects.get(pk=porg.pipeline.pk).schedule == "0 3 * * 1"
+    cleared = client.post(action, {"schedule": ""}, follow=True).content.decode()
+    assert "has no schedule any more" in cleared
+    assert Pipeline.objects.get(pk=porg.pipeline.pk).schedule == ""
