@@ -12,10 +12,9 @@ from tests.browser.conftest import log_in
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_steward_reviews_inbox_and_handles_incident(
-    chromium, live_server, screenshot, settings, tmp_path
-):
-    settings.MEDIA_ROOT = tmp_path
+def test_steward_reviews_inbox_and_handles_incident(chromium, live_server, screenshot):
+    # Uploads stay under the real MEDIA_ROOT: they are committed, so the session's worker may
+    # profile them too, and it reads files from there.
     call_command("seed_demo", "--quiet-logins")
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     page = log_in(context, live_server.url, "catalog.steward", DEMO_PASSWORD)

@@ -38,9 +38,13 @@ def artifacts(tmp_path_factory, tiny_model_path):
 
 
 @pytest.fixture
-def served(org, settings, tmp_path, artifacts):
-    """Pipeline "search" owned by alpha, serving the first artifact; the second is a candidate."""
-    settings.MEDIA_ROOT = tmp_path / "media"
+def served(request, org, settings, tmp_path, artifacts):
+    """Pipeline "search" owned by alpha, serving the first artifact; the second is a candidate.
+    A transactional test keeps the real MEDIA_ROOT: its uploads are committed, so the session's
+    worker may profile them too, and it reads files from there."""
+    marker = request.node.get_closest_marker("django_db")
+    if not (marker and marker.kwargs.get("transaction")):
+        settings.MEDIA_ROOT = tmp_path / "media"
     settings.STEWARD_ACTIVE_CHECK_SECONDS = 0
     serving.reset()
     approved_version(org, org.asset, "alpha.steward", "id,title\n1,x\n")
