@@ -34,6 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
+from bench_common import print_result  # noqa: E402
 from chorus import chorus_dir, product_text  # noqa: E402
 
 from recsys.pipelines import encoding  # noqa: E402
@@ -214,9 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     result = run(args)
-    print(json.dumps(result, indent=2))
-    print()
-    print(table(result))
+    print_result(result, table)
     return 1 if result.get("target_met") is False else 0
 
 

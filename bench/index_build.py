@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 from queue import Empty
 
+from bench_common import print_result
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -285,9 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
     }
     result = run(sizes, opts)
-    print(json.dumps(result, indent=2))
-    print()
-    print(table(result))
+    print_result(result, table)
     return 1 if any("error" in r for r in result["results"]) else 0
 
 

@@ -60,7 +60,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -71,6 +70,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+from bench_common import add_scratch_dir, check_scratch_dir, print_result  # noqa: E402
 from chorus import chorus_dir, clean_text  # noqa: E402
 
 LUA_SCRIPT = ROOT / "bench" / "wrk_search.lua"
@@ -812,10 +812,7 @@ def table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_var = os.environ.get("STEWARD_VAR_DIR") or os.path.join(
-        tempfile.gettempdir(), "steward-bench-var"
-    )
-    parser.add_argument("--var-dir", default=default_var, help="scratch and cache folder")
+    add_scratch_dir(parser)
     parser.add_argument("--items", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-length", type=int, default=64)
@@ -836,12 +833,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if Path(args.var_dir).resolve() == (ROOT / "var").resolve():
-        parser.error("use a scratch --var-dir / STEWARD_VAR_DIR, not the repository's var/")
+    check_scratch_dir(parser, args)
     result = run(args)
-    print(json.dumps(result, indent=2))
-    print()
-    print(table(result))
+    print_result(result, table)
     return 1 if any(r["failed"] for r in result["runs"]) else 0
 
 

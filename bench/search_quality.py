@@ -54,6 +54,13 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+from bench_common import (  # noqa: E402
+    TRAINING_VARIANTS,
+    add_scratch_dir,
+    check_scratch_dir,
+    print_result,
+    training_flags,
+)
 from chorus import chorus_dir  # noqa: E402
 
 MODES = ("bm25", "dense_zero_shot", "dense_fine_tuned", "hybrid", "hybrid_rrf", "hybrid_zero_shot")
@@ -176,16 +183,8 @@ def fine_tune_fold(catalog, judgments, train_queries, params, out: Path) -> tupl
             last["t"] = time.monotonic()
             say(f"  fine-tuning {fraction:.0%}: {message}")
 
-    variant = params["training"]
-    tuned = retrain.fine_tune(
-        train,
-        params,
-        out,
-        progress,
-        lambda: False,
-        bf16=variant.startswith("bf16"),
-        group_by_length=variant.endswith("grouped"),
-    )
+    flags = training_flags(params["training"])
+    tuned = retrain.fine_tune(train, params, out, progress, lambda: False, **flags)
     return tuned.path, {
         "train_queries": report["train_queries"],
         "train_pairs": report["train_pairs"],
@@ -398,10 +397,7 @@ def table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_var = os.environ.get("STEWARD_VAR_DIR") or os.path.join(
-        tempfile.gettempdir(), "steward-bench-var"
-    )
-    parser.add_argument("--var-dir", default=default_var, help="scratch and cache folder")
+    add_scratch_dir(parser)
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--max-steps", type=int, default=None)
@@ -413,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--training",
         default="bf16+grouped",
-        choices=("fp32", "bf16", "fp32+grouped", "bf16+grouped"),
+        choices=TRAINING_VARIANTS,
         help="fine-tuning variant: fp32 = the plain loop; bf16+grouped = what the pipeline runs "
         "where the CPU has native bf16",
     )
@@ -426,12 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.folds < 2:
         parser.error("--folds must be at least 2")
-    if Path(args.var_dir).resolve() == (ROOT / "var").resolve():
-        parser.error("use a scratch --var-dir / STEWARD_VAR_DIR, not the repository's var/")
+    check_scratch_dir(parser, args)
     result = run(args)
-    print(json.dumps(result, indent=2))
-    print()
-    print(table(result))
+    print_result(result, table)
     return 0
 
 

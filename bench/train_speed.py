@@ -24,7 +24,6 @@ too). Reference on this machine kind (issue 4): 48 pairs/s fp32 with dynamic pad
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -39,14 +38,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from bench_common import TRAINING_VARIANTS, print_result, training_flags  # noqa: E402
 from chorus import chorus_dir, clean_text, product_records, product_text  # noqa: E402
 
 from recsys.pipelines import encoding, training  # noqa: E402
 
 REFERENCE_FP32_PAIRS_PER_S = 48.0
-# fp32 / bf16 autocast, each with plain batches or batches grouped by text length (what the
-# pipeline trains with: bf16+grouped where the CPU has native bf16).
-VARIANTS = ("fp32", "bf16", "fp32+grouped", "bf16+grouped")
 
 
 def product_texts() -> dict[str, str]:
@@ -111,9 +108,9 @@ def run(args: argparse.Namespace) -> dict:
     if pairs is None:
         return {"skipped": f"{chorus_dir()}/judgments.csv not found"}
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
-    unknown = set(precisions) - set(VARIANTS)
+    unknown = set(precisions) - set(TRAINING_VARIANTS)
     if unknown:
-        raise SystemExit(f"unknown variants {sorted(unknown)} ({', '.join(VARIANTS)})")
+        raise SystemExit(f"unknown variants {sorted(unknown)} ({', '.join(TRAINING_VARIANTS)})")
     runs: dict[str, list[dict]] = {p: [] for p in precisions}
     with tempfile.TemporaryDirectory(prefix="steward-bench-train-") as folder:
         for _ in range(args.repeats):
@@ -123,8 +120,7 @@ def run(args: argparse.Namespace) -> dict:
                     max_length=args.max_length,
                     max_steps=args.steps,
                     seed=args.seed,
-                    bf16=precision.startswith("bf16"),
-                    group_by_length=precision.endswith("+grouped"),
+                    **training_flags(precision),
                 )
                 runs[precision].append(train_once(pairs, cfg, folder))
         leftovers = os.listdir(folder)
@@ -194,16 +190,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--repeats", type=int, default=1, help="rounds (best loop rate counts)")
     parser.add_argument(
-        "--precisions", default=",".join(VARIANTS), help=f"comma-separated: {','.join(VARIANTS)}"
+        "--precisions",
+        default=",".join(TRAINING_VARIANTS),
+        help=f"comma-separated: {','.join(TRAINING_VARIANTS)}",
     )
     parser.add_argument(
         "--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)"
     )
     args = parser.parse_args(argv)
     result = run(args)
-    print(json.dumps(result, indent=2))
-    print()
-    print(table(result))
+    print_result(result, table)
     return 0
 
 

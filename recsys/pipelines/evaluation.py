@@ -90,6 +90,14 @@ def query_metrics(
     return row
 
 
+def mean_metrics(per_query: Mapping[str, Mapping[str, float]], names: Sequence[str]) -> dict:
+    """Each metric of ``names`` averaged over the queries of ``per_query`` (0 when none)."""
+    return {
+        name: float(np.mean([row[name] for row in per_query.values()])) if per_query else 0.0
+        for name in names
+    }
+
+
 def evaluate(
     search_fn: SearchFn,
     judgments: pd.DataFrame,
@@ -115,12 +123,8 @@ def evaluate(
         for q, ranked in zip(queries, results, strict=True)
     }
     names = [f"{m}@{k}" for k in k_values for m in ("ndcg", "recall", "mrr")]
-    metrics = {
-        name: float(np.mean([row[name] for row in per_query.values()])) if per_query else 0.0
-        for name in names
-    }
     return {
-        "metrics": metrics,
+        "metrics": mean_metrics(per_query, names),
         "n_queries": len(queries),
         "skipped_queries": skipped,
         "per_query": per_query,

@@ -58,7 +58,7 @@ def tune_fusion(
     Returns {"dense_weight", "tuned", "result" (evaluate()'s shape: metrics, n_queries,
     per_query), "ndcg@10_by_weight", and when tuned "cross_fit" (per half: the queries the
     weight was tuned on, the queries scored with it, the weight)}."""
-    from recsys.pipelines.evaluation import evaluate
+    from recsys.pipelines.evaluation import evaluate, mean_metrics
     from recsys.pipelines.lexical import DENSE_WEIGHT_DEFAULT, hybrid_fusion
 
     def fused(weight: float) -> dict[str, list[str]]:
@@ -88,8 +88,7 @@ def tune_fusion(
         cross_fit.append(
             {"tuned_on": sorted(tune_on), "scored": sorted(score_on), "weight": weight}
         )
-    names = next(iter(per_query.values())).keys()
-    metrics = {name: float(np.mean([row[name] for row in per_query.values()])) for name in names}
+    metrics = mean_metrics(per_query, list(results[DENSE_WEIGHT_DEFAULT]["metrics"]))
     return {
         "dense_weight": _best_weight(per_weight, queries),
         "tuned": True,
