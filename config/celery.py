@@ -33,7 +33,7 @@ app.conf.update(
     task_default_queue="default",
     task_routes={
         "governance.profile_dataset_version": {"queue": "clean"},
-        "recsys.run_execute": {"queue": "train"},
+        # recsys.run_execute: each run kind to its own queue (recsys.constants.RUN_QUEUES).
     },
     # Status lives in database rows, never in Celery results.
     task_ignore_result=True,

@@ -26,3 +26,13 @@ SWEEP_REENQUEUE_AFTER_SECONDS = 120
 # reported at least every few seconds while a job runs, so this is generous).
 WORKER_LOST_AFTER_SECONDS = 600
 RUN_LOG_MAX_CHARS = 200_000
+# The Celery queue of each run kind, so that hosts can take the kinds they are built for: a
+# fine-tuning host (a GPU, see STEWARD_PIPELINE_DEVICE) listens on "train", an embedding and
+# indexing host on "index", cleaning shares "clean" with dataset profiling.
+RUN_QUEUES = {
+    "full_retrain": "train",
+    "fine_tune": "train",
+    "build_index": "index",
+    "evaluate": "index",
+    "clean": "clean",
+}

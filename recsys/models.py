@@ -5,6 +5,7 @@ from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 
 from recsys.choices import IndexStatus, RunKind, RunState
+from recsys.constants import RUN_QUEUES
 
 
 class Pipeline(models.Model):
@@ -83,6 +84,11 @@ class PipelineRun(models.Model):
 
     def __str__(self) -> str:
         return f"Run #{self.pk} of {self.pipeline}"
+
+    @property
+    def queue(self) -> str:
+        """The Celery queue its kind's jobs are sent to."""
+        return RUN_QUEUES[self.kind]
 
 
 class ModelVersion(models.Model):

@@ -3,7 +3,7 @@
 from celery import shared_task
 
 
-@shared_task(name="recsys.run_execute", queue="train", acks_late=True, ignore_result=True)
+@shared_task(name="recsys.run_execute", acks_late=True, ignore_result=True)
 def run_execute_task(run_id: int, attempt: int) -> None:
     """Safe to redeliver: the service's state/attempt guard runs a job at most once, and a
     delivery that finds its attempt still running marks it "worker lost"."""

@@ -29,6 +29,7 @@ from recsys import permissions
 from recsys.choices import TERMINAL_RUN_STATES, IndexStatus, RunKind, RunState
 from recsys.constants import (
     RUN_LOG_MAX_CHARS,
+    RUN_QUEUES,
     SWEEP_REENQUEUE_AFTER_SECONDS,
     WORKER_LOST_AFTER_SECONDS,
 )
@@ -135,7 +136,7 @@ def _on_approved(actor, run: PipelineRun, request) -> None:
         verb="pipelinerun.queued",
         queued_at=timezone.now(),
     )
-    transaction.on_commit(partial(_enqueue, run.pk, run.attempt + 1))
+    transaction.on_commit(partial(_enqueue, run.pk, run.attempt + 1, run.kind))
 
 
 def _on_closed(actor, run: PipelineRun, request) -> None:
@@ -156,13 +157,13 @@ def _on_closed(actor, run: PipelineRun, request) -> None:
     )
 
 
-def _enqueue(run_id: int, attempt: int) -> None:
-    """Send the job to the `train` queue. If the broker is down the run stays queued and the
-    sweep sends it later; the task's guards make a duplicate delivery harmless."""
+def _enqueue(run_id: int, attempt: int, kind: str) -> None:
+    """Send the job to its kind's queue (RUN_QUEUES). If the broker is down the run stays queued
+    and the sweep sends it later; the task's guards make a duplicate delivery harmless."""
     from recsys.tasks import run_execute_task
 
     try:
-        run_execute_task.apply_async(args=[run_id, attempt], queue="train", retry=False)
+        run_execute_task.apply_async(args=[run_id, attempt], queue=RUN_QUEUES[kind], retry=False)
     except Exception:  # broker unreachable: nothing is lost, the sweep retries
         logger.warning(
             "could not enqueue run %s (attempt %s); the sweep will retry",
@@ -184,8 +185,8 @@ def runs_sweep(*, now=None, worker_lost_after: int = WORKER_LOST_AFTER_SECONDS) 
         Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
     )
     requeued = 0
-    for run_id, attempt in waiting.values_list("pk", "attempt"):
-        _enqueue(run_id, attempt + 1)
+    for run_id, attempt, kind in waiting.values_list("pk", "attempt", "kind"):
+        _enqueue(run_id, attempt + 1, kind)
         requeued += 1
     silent = now - timedelta(seconds=worker_lost_after)
     lost = 0
@@ -470,5 +471,5 @@ def run_retry(*, actor, run: PipelineRun) -> PipelineRun:
         progress=0,
         step="",
     )
-    transaction.on_commit(partial(_enqueue, run.pk, run.attempt + 1))
+    transaction.on_commit(partial(_enqueue, run.pk, run.attempt + 1, run.kind))
     return run

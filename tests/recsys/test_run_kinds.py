@@ -214,6 +214,38 @@ def test_every_kind_waits_for_every_approval(porg, kind, django_capture_on_commi
     assert run.state == "awaiting_approval" and "refused a delivery" in run.log
 
 
+@pytest.mark.parametrize(
+    "kind, queue",
+    [
+        ("full_retrain", "train"),
+        ("fine_tune", "train"),
+        ("build_index", "index"),
+        ("evaluate", "index"),
+        ("clean", "clean"),
+    ],
+)
+def test_each_kind_is_sent_to_its_own_queue(porg, kind, queue, django_capture_on_commit_callbacks):
+    """On approval, and again when the sweep re-sends a run no worker took, so that a host
+    listening only on "train" (a GPU) or "index" gets only those jobs."""
+    from unittest import mock
+
+    from recsys.tasks import run_execute_task
+
+    parameters = {"index_version": _fabricated_index(porg).pk} if kind == "evaluate" else {}
+    if kind == "build_index":
+        parameters = {"model_version": _fabricated_model(porg).pk}
+    inputs = [porg.catalog_v] if kind in ("clean", "build_index") else None
+    run = _request(porg, kind, inputs, **parameters)
+    with mock.patch.object(run_execute_task, "apply_async") as send:
+        with django_capture_on_commit_callbacks(execute=True):
+            approve_run(porg, run)
+        assert send.call_args.kwargs["queue"] == queue
+        assert send.call_args.kwargs["args"] == [run.pk, 1]
+        PipelineRun.objects.filter(pk=run.pk).update(enqueued_at=None)  # as if the send was lost
+        assert services.runs_sweep()["requeued"] == 1
+        assert send.call_count == 2 and send.call_args.kwargs["queue"] == queue
+
+
 def test_the_version_is_pinned_by_the_approval_and_rechecked_at_start(
     porg, django_capture_on_commit_callbacks
 ):
