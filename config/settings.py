@@ -152,6 +152,9 @@ EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 STEWARD_BASE_URL = os.environ.get("STEWARD_BASE_URL", "http://127.0.0.1:8000")
 STEWARD_MAX_UPLOAD_BYTES = int(os.environ.get("STEWARD_MAX_UPLOAD_BYTES", 1024**3))
 STEWARD_QUALITY_GATE_TOLERANCE = float(os.environ.get("STEWARD_QUALITY_GATE_TOLERANCE", "0.01"))
+# The torch device of a worker's pipeline jobs: auto (a CUDA GPU when the host has one), cpu,
+# cuda or cuda:N. Set per worker host; a value the host cannot honour fails runs with the reason.
+STEWARD_PIPELINE_DEVICE = os.environ.get("STEWARD_PIPELINE_DEVICE", "auto")
 # Serving: the pipeline the search API and console answer for when none is named; how often a
 # web process re-reads the active index pointer (seconds); faiss/torch threads per process.
 STEWARD_SEARCH_PIPELINE = os.environ.get("STEWARD_SEARCH_PIPELINE", "product-search")

@@ -20,6 +20,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -28,6 +29,7 @@ from recsys.choices import RunKind, RunState
 from recsys.constants import SPLIT_PARAMETERS
 from recsys.models import IndexVersion, ModelVersion, PipelineRun
 from recsys.pipelines.common import CancelledError
+from recsys.pipelines.encoding import compute_device, resolve_device
 from recsys.services import runs as services
 from recsys.services.indexes import serving_mode
 from recsys.services.run_validation import version_of
@@ -109,7 +111,10 @@ def execute(*, run: PipelineRun, attempt: int) -> None:
         job = JOBS.get(run.kind)
         if job is None:
             raise ValueError(f"unknown run kind {run.kind!r}")
-        outputs = job(run, workdir, progress, timings)
+        device = _device(progress)
+        with compute_device(device):
+            outputs = job(run, workdir, progress, timings)
+        outputs["device"] = device
     except CancelledError as exc:
         remove_tree(workdir)
         services.run_finish(
@@ -136,6 +141,17 @@ def execute(*, run: PipelineRun, attempt: int) -> None:
         run_id=run.pk, attempt=attempt, outcome=RunState.SUCCEEDED, outputs=outputs, timings=timings
     ):
         remove_tree(workdir)  # cancelled in the meantime: nothing of it is kept
+
+
+def _device(progress: _Progress) -> str:
+    """The torch device of this worker's jobs (STEWARD_PIPELINE_DEVICE: auto, cpu, cuda[:N]),
+    said in the run's log; a setting this host cannot honour fails the run with the reason."""
+    try:
+        device = resolve_device(settings.STEWARD_PIPELINE_DEVICE)
+    except ValueError as exc:
+        raise ValueError(f"STEWARD_PIPELINE_DEVICE: {exc}") from None
+    progress.report(0.0, f"device: {device}", force=True)
+    return device
 
 
 @contextmanager

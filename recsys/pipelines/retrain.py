@@ -84,12 +84,13 @@ def fine_tune(
     bf16: bool | None = None,
     group_by_length: bool = True,
 ) -> FineTuned:
-    """Fine-tune the base model on ``train``. Forward passes run under bf16 autocast where the
-    CPU has native bf16 kernels (``bf16`` None), and batches group texts of similar length:
-    3.4x the plain fp32 loop's pairs/s here (bench/train_speed.py); held-out quality against
-    that loop: bench/search_quality.py --training (docs/benchmarks-search.md). Both choices
-    are recorded in the model version's training config."""
-    from recsys.pipelines.encoding import bf16_supported, default_model_path
+    """Fine-tune the base model on ``train``, on the job's device (``current_device``: the
+    worker's STEWARD_PIPELINE_DEVICE). Forward passes run under bf16 autocast where that device
+    has native bf16 kernels (``bf16`` None), and batches group texts of similar length: 3.4x the
+    plain fp32 loop's pairs/s on this project's CPU (bench/train_speed.py); held-out quality
+    against that loop: bench/search_quality.py --training (docs/benchmarks-search.md). Both
+    choices and the device are recorded in the model version's training config."""
+    from recsys.pipelines.encoding import bf16_supported, current_device, default_model_path
     from recsys.pipelines.training import TrainConfig, finetune
 
     if train.empty:
@@ -103,7 +104,7 @@ def fine_tune(
         max_length=params["max_length"],
         seed=params["seed"],
         max_steps=params["max_steps"],
-        bf16=bf16_supported() if bf16 is None else bf16,
+        bf16=bf16_supported(current_device()) if bf16 is None else bf16,
         group_by_length=group_by_length,
     )
     result = finetune(cfg, train, str(out_dir), progress=progress, should_stop=should_stop)
@@ -111,7 +112,7 @@ def fine_tune(
         path=result.path,
         checksum=result.checksum,
         base_model=base,
-        config={**cfg.__dict__, "config_hash": cfg.config_hash()},
+        config={**cfg.__dict__, "config_hash": cfg.config_hash(), "device": current_device()},
         curve=result.curve,
         seconds=result.seconds,
         pairs_per_second=result.pairs_per_second,
@@ -129,7 +130,7 @@ def embed_catalog(
 ) -> tuple[np.ndarray, list[str], dict]:
     """(vectors, product ids, precision) of the catalog under the model at `model_path`.
 
-    bf16 is used only where the CPU runs it natively and the top-10 neighbours of a sample agree
+    bf16 is used only where the device runs it natively and the top-10 neighbours of a sample agree
     with fp32 on at least 0.98; otherwise fp32."""
     from recsys.pipelines.encoding import choose_bf16, encode, load_encoder
 

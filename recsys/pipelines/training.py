@@ -34,6 +34,7 @@ from recsys.pipelines.encoding import (
     Encoder,
     batch_tensors,
     default_model_path,
+    device_type,
     load_encoder,
     mean_pool,
     tokenize_lengths,
@@ -235,12 +236,16 @@ def _train_step(encoder: Encoder, data: _Data, rows: np.ndarray, cfg: TrainConfi
     q_codes, d_codes = data.q_idx[rows], data.d_idx[rows]
     q_batch = batch_tensors(encoder, [data.q_tokens[i] for i in q_codes])
     d_batch = batch_tensors(encoder, [data.d_tokens[i] for i in d_codes])
-    with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+    autocast = torch.autocast(
+        device_type=device_type(encoder.device), dtype=torch.bfloat16, enabled=cfg.bf16
+    )
+    with autocast:
         q_out = encoder.model(**q_batch).last_hidden_state
         d_out = encoder.model(**d_batch).last_hidden_state
     q_emb = mean_pool(q_out, q_batch["attention_mask"])
     d_emb = mean_pool(d_out, d_batch["attention_mask"])
-    loss = mnrl_loss(q_emb, d_emb, torch.from_numpy(q_codes), torch.from_numpy(d_codes), cfg.scale)
+    codes = [torch.from_numpy(c).to(encoder.device) for c in (q_codes, d_codes)]
+    loss = mnrl_loss(q_emb, d_emb, *codes, cfg.scale)
     opt["optimizer"].zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(encoder.model.parameters(), cfg.max_grad_norm)
@@ -331,7 +336,12 @@ def _run(cfg, train_pairs, tmp, progress, should_stop) -> TrainResult:
         if progress is not None:
             progress(step / len(batches), f"fine-tune step {step}/{len(batches)} loss {loss:.4f}")
     encoder.model.eval()
-    meta = {"base_model": base, "n_pairs": len(data.q_idx), "steps": len(batches)}
+    meta = {
+        "base_model": base,
+        "n_pairs": len(data.q_idx),
+        "steps": len(batches),
+        "device": encoder.device,
+    }
     _save(encoder, tmp, cfg, curve, meta)
     return TrainResult(
         path=tmp,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from pathlib import Path
 
@@ -148,3 +149,54 @@ def test_real_model_encodes_chorus_judged_queries():
     assert (bf16 * fp32).sum(axis=1).min() > 0.99
     pair = encoding.encode(enc, ["gps watch", "garmin running watch", "ink cartridge"])
     assert pair[0] @ pair[1] > pair[0] @ pair[2]
+
+
+@pytest.mark.parametrize(
+    "setting, gpus, device",
+    [
+        ("auto", 0, "cpu"),
+        ("auto", 2, "cuda"),
+        ("", 0, "cpu"),
+        (" CPU ", 2, "cpu"),
+        ("cuda", 1, "cuda:0"),
+        ("cuda:1", 2, "cuda:1"),
+    ],
+)
+def test_resolve_device(monkeypatch, setting, gpus, device):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    assert encoding.resolve_device(setting) == device
+
+
+@pytest.mark.parametrize(
+    "setting, gpus, words",
+    [
+        ("cuda", 0, "this host has no usable CUDA GPU"),
+        ("cuda:2", 2, "this host has 2 GPU(s)"),
+        ("gpu", 1, "unknown device 'gpu'"),
+        ("cuda:x", 1, "unknown device 'cuda:x'"),
+        ("mps", 0, "unknown device 'mps'"),
+    ],
+)
+def test_resolve_device_refuses_what_the_host_cannot_do(monkeypatch, setting, gpus, words):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    with pytest.raises(ValueError, match=re.escape(words)):
+        encoding.resolve_device(setting)
+
+
+def test_encoders_load_onto_the_jobs_device(tiny_model_path):
+    """Inside compute_device (what a run's job is wrapped in) encoders load onto its device;
+    outside it, and for the web processes, onto the CPU. ("meta" stands in for a GPU here.)"""
+    assert encoding.current_device() == "cpu"
+    with encoding.compute_device("meta"):
+        on_job_device = encoding.load_encoder(tiny_model_path)
+        explicit = encoding.load_encoder(tiny_model_path, device="cpu")
+    assert on_job_device.device == "meta"
+    assert str(next(on_job_device.model.parameters()).device) == "meta"
+    assert str(next(explicit.model.parameters()).device) == "cpu"
+    assert encoding.load_encoder(tiny_model_path).device == "cpu"

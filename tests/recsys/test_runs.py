@@ -96,9 +96,46 @@ def test_full_retrain_runs_after_the_approvals(pipeline_org, django_capture_on_c
     cleaned = DatasetVersion.objects.get(pk=run.outputs["cleaned_version"])
     assert cleaned.asset == pipeline_org.asset and cleaned.uploaded_by.username == "beta.ops"
     assert not (run_dir(run.job_key, 1) / "work").exists()
+    # The worker's device (STEWARD_PIPELINE_DEVICE "auto" on a host without a GPU) is said in
+    # the log and kept with the outputs and the model's training config.
+    assert run.outputs["device"] == "cpu" and "device: cpu" in run.log
+    assert run.model_versions.get().config["device"] == "cpu"
     # A duplicate delivery of the same attempt does nothing.
     services.run_execute(run_id=run.pk, attempt=1)
     assert PipelineRun.objects.get(pk=run.pk).state == "succeeded"
+
+
+@pytest.mark.parametrize(
+    "setting, reason",
+    [
+        ("cuda", "device 'cuda' asked for, but this host has no usable CUDA GPU"),
+        ("cuda:1", "device 'cuda:1' asked for, but this host has no usable CUDA GPU"),
+        ("tpu", "unknown device 'tpu': use auto, cpu, cuda or cuda:N"),
+    ],
+)
+def test_a_device_the_worker_cannot_honour_fails_the_run_with_the_reason(
+    pipeline_org, settings, monkeypatch, setting, reason, django_capture_on_commit_callbacks
+):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only worker host
+    settings.STEWARD_PIPELINE_DEVICE = setting
+    run = _request(pipeline_org)
+    _approve_all(pipeline_org, run, django_capture_on_commit_callbacks)
+    services.run_execute(run_id=run.pk, attempt=1)
+    run.refresh_from_db()
+    assert run.state == "failed"
+    assert run.error == f"ValueError: STEWARD_PIPELINE_DEVICE: {reason}"
+    assert not run.model_versions.exists() and not IndexVersion.objects.filter(run=run).exists()
+    assert not run_dir(run.job_key, 1).exists()
+    # Retried on a host with a right setting, the same approved run succeeds.
+    settings.STEWARD_PIPELINE_DEVICE = "cpu"
+    with django_capture_on_commit_callbacks(execute=False):
+        services.run_retry(actor=pipeline_org.user("beta.ops"), run=run)
+    services.run_execute(run_id=run.pk, attempt=2)
+    run.refresh_from_db()
+    assert run.state == "succeeded", run.error + run.log
+    assert run.outputs["device"] == "cpu"
 
 
 def test_inputs_changed_after_approval_fail_the_run_with_the_reason(
