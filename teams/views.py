@@ -42,7 +42,7 @@ class DemoAwareLoginView(LoginView):
         from django.conf import settings
 
         context = super().get_context_data(**kwargs)
-        if settings.DEMO_MODE:
+        if settings.DEBUG and settings.DEMO_MODE:  # never with DEBUG off, whatever else says
             from teams.demo import demo_logins
 
             context["demo_logins"] = demo_logins()

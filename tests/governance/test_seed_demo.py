@@ -169,3 +169,21 @@ def test_verify_audit_passes_after_seed_demo(db):
         "dataasset.created",
         "responsibility.assigned",
     }
+
+
+@pytest.mark.parametrize(
+    "debug, demo_mode, shown",
+    [(True, True, True), (True, False, False), (False, True, False), (False, False, False)],
+)
+def test_the_login_page_lists_the_demo_logins_in_demo_mode_only(
+    client, settings, debug, demo_mode, shown
+):
+    settings.DEBUG, settings.DEMO_MODE = debug, demo_mode
+    response = client.get("/accounts/login/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert ("<h2>Demo logins</h2>" in page) is shown
+    for username in ("admin", "org.head", "catalog.steward", "ops.ops", "relevance.viewer"):
+        assert (f"<code>{username}</code>" in page) is shown
+    assert ("steward-demo" in page) is shown
+    assert 'name="username"' in page  # the form itself is always there
