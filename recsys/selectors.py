@@ -85,7 +85,6 @@ def approval_of(subject, kind: str) -> ApprovalRequest | None:
 
 def run_blockers(run: PipelineRun, request: ApprovalRequest | None) -> list[str]:
     """Why the run cannot start yet, in words an operator can act on."""
-    from governance.models import Incident
     from governance.services.approvals import eligible_approvers
 
     reasons = []
@@ -105,12 +104,21 @@ def run_blockers(run: PipelineRun, request: ApprovalRequest | None) -> list[str]
     unusable = [str(v) for v in run.inputs.all() if v.status not in ("approved", "superseded")]
     if unusable:
         reasons.append(f"inputs no longer approved: {', '.join(unusable)}")
-    open_incidents = Incident.objects.filter(
-        asset__in=[v.asset_id for v in run.inputs.all()]
-    ).exclude(status="resolved")
-    for incident in open_incidents.select_related("asset"):
-        reasons.append(f"open incident on {incident.asset.name}: {incident.summary}")
     return reasons
+
+
+def run_input_incidents(run: PipelineRun) -> list[str]:
+    """Open incidents on the assets of the run's inputs: for its approvers to weigh (an incident
+    does not stop an approved run; the stewards decide whether the data is fit to use)."""
+    from governance.models import Incident
+
+    open_incidents = (
+        Incident.objects.filter(asset__in=[v.asset_id for v in run.inputs.all()])
+        .exclude(status="resolved")
+        .select_related("asset")
+        .order_by("opened_at", "pk")
+    )
+    return [f"{i.asset.name}: {i.summary} ({i.status})" for i in open_incidents]
 
 
 def approved_inputs(pipeline: Pipeline) -> dict:

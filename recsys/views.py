@@ -127,6 +127,9 @@ class RunDetailView(LoginRequiredMixin, TemplateView):
             blockers=selectors.run_blockers(run, request)
             if run.state in ("awaiting_approval", "queued")
             else [],
+            input_incidents=selectors.run_input_incidents(run)
+            if run.state == "awaiting_approval"
+            else [],
             live=run.state not in TERMINAL_RUN_STATES,
             loss_chart=sparkline(curve, width=320, height=60),
             can_run=permissions.can_run(user, run.pipeline),

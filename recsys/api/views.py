@@ -101,13 +101,18 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"])
     def approval(self, request, pk=None):
-        """Who still has to approve this run, and why it cannot run yet."""
+        """Who still has to approve this run, why it cannot run yet, and the open incidents on
+        its inputs (for the approvers to weigh; they do not stop an approved run)."""
         run = self.get_object()
         from governance.choices import ApprovalKind
 
         approval = selectors.approval_of(run, ApprovalKind.PIPELINE_RUN)
         return Response(
-            {**approval_summary(approval), "blockers": selectors.run_blockers(run, approval)}
+            {
+                **approval_summary(approval),
+                "blockers": selectors.run_blockers(run, approval),
+                "input_incidents": selectors.run_input_incidents(run),
+            }
         )
 
 

@@ -121,3 +121,35 @@ def test_pipeline_pages_render(porg, client):
     assert client.get("/recsys/").status_code == 200
     page = client.get(f"/recsys/pipelines/{porg.pipeline.slug}/").content.decode()
     assert "No index built yet" in page and "Trigger retrain" not in page
+
+
+def test_open_incidents_on_the_inputs_are_shown_to_approvers_and_do_not_block(
+    porg, client, django_capture_on_commit_callbacks
+):
+    from governance.models import Incident
+    from tests.recsys.pipeline_setup import approve_run
+
+    Incident.objects.create(
+        asset=porg.asset, rule="null_rate", dedup_key="null_rate", summary="ean: 6.0% nulls"
+    )
+    Incident.objects.create(
+        asset=porg.asset,
+        rule="volume",
+        dedup_key="volume",
+        summary="an old breach",
+        status="resolved",
+    )
+    run = request_run(porg)
+    body = api_as(porg.user("beta.ops")).get(f"/api/v1/runs/{run.pk}/approval/").json()
+    assert body["input_incidents"] == [f"{porg.asset.name}: ean: 6.0% nulls (open)"]
+    assert not any("ean" in b for b in body["blockers"])
+    login(client, porg.user("alpha.steward"))
+    page = client.get(f"/recsys/runs/{run.pk}/").content.decode()
+    assert "Open incidents on its inputs" in page and "ean: 6.0% nulls (open)" in page
+    assert "an old breach" not in page
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        approve_run(porg, run)
+    run.refresh_from_db()
+    assert run.state == "queued" and callbacks  # the incident did not hold it back
+    page = client.get(f"/recsys/runs/{run.pk}/").content.decode()
+    assert "Open incidents on its inputs" not in page  # decided: nothing left to weigh
