@@ -33,8 +33,13 @@ PRICE_BANDS = {
 }
 
 
-def catalog_rows(n: int = 2000, *, seed: int = 7, messy: bool = True) -> list[dict]:
-    """Products with id, title, description, category, brand, price, colour, ean."""
+def catalog_rows(
+    n: int = 2000, *, seed: int = 7, messy: bool = True, missing_eans: float = 0.0
+) -> list[dict]:
+    """Products with id, title, description, category, brand, price, colour, ean.
+
+    ``missing_eans``: the fraction of products exported without an EAN (an upstream gap that
+    the catalog's SLA, at most 5% nulls per column, catches)."""
     rng = random.Random(seed)
     rows = []
     for i in range(n):
@@ -57,6 +62,8 @@ def catalog_rows(n: int = 2000, *, seed: int = 7, messy: bool = True) -> list[di
         )
     if messy:
         _add_mess(rows, rng)
+    for row in rng.sample(rows, round(len(rows) * missing_eans)):
+        row["ean"] = ""
     return rows
 
 

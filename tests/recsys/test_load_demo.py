@@ -22,6 +22,7 @@ from governance.models import (
     AuditEvent,
     DatasetVersion,
     Decision,
+    Incident,
 )
 from recsys.demo_loading import DemoLoadError, check_demo_files, demo_files
 from recsys.models import ActiveIndex, IndexVersion, ModelVersion, PipelineRun
@@ -110,6 +111,14 @@ def test_load_demo_end_to_end_then_a_second_call_changes_nothing(tiny_model_path
     assert activation.state == "approved"
     assert activation.decisions.get().approver.username == "ops.lead"
     assert AuditEvent.objects.filter(verb="index.activated", actor__username="ops.ops").exists()
+    # The generated catalog lacks 6% of its EANs: approving it opened the incident that the
+    # catalog's steward meets on the SLA dashboard (the volume incident of v1 is resolved).
+    open_incidents = Incident.objects.filter(asset__slug="product-catalog", status="open")
+    assert [(i.rule, i.assigned_to.username) for i in open_incidents] == [
+        ("null_rate", "catalog.steward")
+    ]
+    assert "ean" in open_incidents.get().summary
+    assert "Product catalog v4: profiled, 3,030 rows, SLA breached" in output
     for line in ("1/4", "2/4", "3/4", "4/4", f"run #{run.pk}: running", "Demo ready"):
         assert line in output
     assert "worker: " in output  # one started for the load, or one that answers
