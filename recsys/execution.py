@@ -58,7 +58,7 @@ class _Progress:
     """Maps a step's own 0..1 progress into the run's 0..100 and polls for cancellation."""
 
     def __init__(self, run: PipelineRun, attempt: int):
-        self.run, self.attempt, self.low, self.high, self.step = run, attempt, 0, 0, ""
+        self.run, self.attempt, self.low, self.high, self.step = run, attempt, 0, 0, "starting"
         self.last, self.fraction = 0.0, 0.0
 
     def begin(self, step: str, low: int, high: int) -> None:

@@ -113,6 +113,22 @@ def test_ops_retrains_activates_and_rolls_back(
     assert "catalog.steward" in blockers and "ops.lead" in blockers
     screenshot(page, "ops-02-waiting-for-approvals")
 
+    # The run page polls (htmx, every 2 s): its progress bar is watched, without a reload, from
+    # "Awaiting approval" to done while the stewards approve in their own browsers; every value
+    # the page showed is recorded.
+    page.evaluate(
+        """() => {
+            window.seenProgress = [];
+            const record = () => {
+                const bar = document.getElementById("run-progress");
+                const state = document.getElementById("run-state");
+                if (bar && state) window.seenProgress.push(
+                    [Number(bar.getAttribute("value")), state.innerText.trim()]);
+            };
+            new MutationObserver(record).observe(document.body, {childList: true, subtree: true});
+            window.notReloaded = true;
+        }"""
+    )
     for i, approver in enumerate(("catalog.steward", "relevance.steward", "ops.lead")):
         _approve_in_inbox(
             chromium,
@@ -123,9 +139,12 @@ def test_ops_retrains_activates_and_rolls_back(
             "ops-03-steward-inbox" if i == 0 else "",
         )
 
-    # The run page polls: the progress bar moves and reaches done without a reload.
-    page.reload()
     page.wait_for_selector("#run-state:has-text('Succeeded')", timeout=240_000)
+    assert page.evaluate("window.notReloaded") is True  # the same document: it was polled
+    seen = page.evaluate("window.seenProgress")
+    values = [value for value, _state in seen]
+    assert values == sorted(values) and values[-1] == 100, seen  # it only moves forward
+    assert {state for _value, state in seen} - {"Awaiting approval"}, seen
     assert page.locator("#run-progress").get_attribute("value") == "100"
     metrics = page.locator("table.metrics").inner_text()
     assert "Zero-shot base model" in metrics and "Fine-tuned" in metrics
