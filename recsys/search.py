@@ -282,6 +282,11 @@ def index_provenance(index: IndexVersion) -> dict:
     cleaned_id = (index_run.outputs or {}).get("cleaned_version") or (run.outputs or {}).get(
         "cleaned_version"
     )
+    cleaned = (
+        DatasetVersion.objects.select_related("asset").filter(pk=cleaned_id).first()
+        if cleaned_id
+        else None
+    )
     producers = {
         (r.outputs or {}).get("cleaned_version"): r
         for r in PipelineRun.objects.filter(
@@ -345,7 +350,11 @@ def index_provenance(index: IndexVersion) -> dict:
         "training_run": run_entry(run),
         "index_run": run_entry(index_run) if index_run.pk != run.pk else None,
         "cleaned_catalog": (
-            {"id": cleaned_id, "url": reverse("governance:version_detail", args=[cleaned_id])}
+            {
+                "id": cleaned_id,
+                "label": str(cleaned) if cleaned else f"version #{cleaned_id} (deleted)",
+                "url": reverse("governance:version_detail", args=[cleaned_id]),
+            }
             if cleaned_id
             else None
         ),

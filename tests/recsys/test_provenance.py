@@ -77,6 +77,8 @@ def test_the_chain_is_complete_and_correct(retrained):
         ("beta.lead", "Beta", "approve"),
     ]
     assert chain["cleaned_catalog"]["id"] == org.retrain.outputs["cleaned_version"]
+    cleaned = DatasetVersion.objects.get(pk=org.retrain.outputs["cleaned_version"])
+    assert chain["cleaned_catalog"]["label"] == f"{cleaned.asset.name} v{cleaned.number}"
     datasets = {d["id"]: d for d in chain["datasets"]}
     assert set(datasets) == {org.cleaned.pk, org.labels_v.pk}
     catalog = datasets[org.cleaned.pk]
