@@ -164,7 +164,9 @@ def generate_demo_data(
     folder: Path, *, products: int = GENERATED_PRODUCTS, seed: int = GENERATED_SEED
 ) -> list[DemoFile]:
     """Write the synthetic demo set (deterministic: same bytes on every call) into `folder`."""
-    catalog = gen.catalog_rows(products, seed=seed, missing_eans=GENERATED_MISSING_EANS)
+    catalog = gen.catalog_rows(
+        products, seed=seed, missing_eans=GENERATED_MISSING_EANS, attributes=True
+    )
     tables = {
         "catalog": catalog,
         "labels": gen.queries_and_labels(catalog, seed=seed + 1),

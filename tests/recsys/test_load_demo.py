@@ -176,6 +176,25 @@ def test_generated_data_is_deterministic(tmp_path):
     assert gen.SYNTHETIC_NOTE in first[0].path.read_text()
 
 
+def test_the_generated_catalog_is_messy_and_filterable(tmp_path):
+    """What the cleaning job and the console find in it: planted duplicates, HTML, outliers,
+    blank descriptions and EANs, and category-specific attributes the index offers as filters."""
+    import pandas as pd
+
+    from recsys.pipelines.products import attribute_names, product_table
+
+    catalog_file = demo_files(None, tmp_path, say=lambda line: None)[0].path
+    catalog = pd.read_csv(catalog_file, dtype=str, keep_default_na=False)
+    assert len(catalog) == 3030 and catalog["id"].str.endswith("-DUP").sum() == 30
+    assert catalog["title"].str.contains("&amp;").sum() == 60
+    blank = catalog["description"].eq("")
+    assert 75 <= blank.sum() <= 80  # 75 blanked, some of them copied by the duplicates
+    assert catalog["ean"].eq("").mean() == pytest.approx(0.06, abs=0.001)  # over the SLA's 5%
+    assert catalog.loc[~blank, "description"].str.contains("SYNTHETIC demo data").all()
+    names = attribute_names(product_table(catalog, catalog["id"].tolist()))
+    assert set(names) >= {"category", "colour", "connectivity", "screen_size", "storage", "gps"}
+
+
 def test_generic_layout_accepts_csv_jsonl_and_parquet(tmp_path):
     catalog = gen.catalog_rows(30, seed=1)
     pd.DataFrame(catalog).to_parquet(tmp_path / "catalog.parquet")
