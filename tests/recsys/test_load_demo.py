@@ -285,3 +285,41 @@ def test_load_demo_with_a_chorus_slice(tmp_path, tiny_model_path):
     assert set(run.inputs.all()) == {catalog, labels}
     index = IndexVersion.objects.get(run=run)
     assert index.status == "active" and index.catalog_version == catalog
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_load_demo_with_the_generic_layout(tmp_path, tiny_model_path):
+    """DEMO_DATA in the generic layout (docs/demo-data.md): a Parquet catalog, JSON-lines labels
+    and gzipped CSV events, imported, approved, trained on and served like the synthetic set."""
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    catalog = gen.catalog_rows(240, seed=5, attributes=True)
+    pd.DataFrame(catalog).to_parquet(folder / "catalog.parquet")
+    with (folder / "labels.jsonl").open("w") as out:
+        for row in gen.queries_and_labels(catalog, per_query=6):
+            out.write(json.dumps(row) + "\n")
+    events = gen.to_csv(gen.behaviour_events(catalog, users=20)).encode()
+    (folder / "events.csv.gz").write_bytes(gzip.compress(events, mtime=0))
+    _seed()
+
+    output = _load(data=str(folder), base_model=tiny_model_path, max_steps=2)
+
+    versions = {
+        v.asset.slug: v
+        for v in DatasetVersion.objects.select_related("asset").filter(
+            original_name__in=["catalog.parquet", "labels.jsonl", "events.csv.gz"]
+        )
+    }
+    assert {slug: v.format for slug, v in versions.items()} == {
+        "product-catalog": "parquet",
+        "relevance-labels": "jsonl",
+        "behaviour-events": "csv",
+    }
+    assert {v.status for v in versions.values()} == {"approved"}
+    run = PipelineRun.objects.get(kind="full_retrain")
+    assert run.state == "succeeded", run.log
+    assert set(run.inputs.all()) == set(versions.values())
+    index = IndexVersion.objects.get(run=run)
+    assert index.status == "active" and index.catalog_version == versions["product-catalog"]
+    assert "catalog.parquet" in output and "Demo ready" in output
