@@ -29,6 +29,21 @@ stop() {
   echo
   echo "==> Stopping web server and worker"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  # The worker finishes its current job first (warm shutdown); after 60 s it is killed: a
+  # pipeline run it held is marked "worker lost" by the sweep and can be retried.
+  for _ in $(seq 1 60); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 1
+  done
+  for pid in "${pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "    still running after 60 s: killing $pid"
+      pkill -KILL -P "$pid" 2>/dev/null || true
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
   wait 2>/dev/null || true
   echo "==> Stopped"
 }
