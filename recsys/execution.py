@@ -111,10 +111,13 @@ def execute(*, run: PipelineRun, attempt: int) -> None:
         job = JOBS.get(run.kind)
         if job is None:
             raise ValueError(f"unknown run kind {run.kind!r}")
-        device = _device(progress)
-        with compute_device(device):
+        if run.kind == RunKind.CLEAN:  # pandas only: any host can clean
             outputs = job(run, workdir, progress, timings)
-        outputs["device"] = device
+        else:
+            device = _device(progress)
+            with compute_device(device):
+                outputs = job(run, workdir, progress, timings)
+            outputs["device"] = device
     except CancelledError as exc:
         remove_tree(workdir)
         services.run_finish(

@@ -353,7 +353,7 @@ def index_provenance(index: IndexVersion) -> dict:
             {
                 "id": cleaned_id,
                 "label": str(cleaned) if cleaned else f"version #{cleaned_id} (deleted)",
-                "url": reverse("governance:version_detail", args=[cleaned_id]),
+                "url": reverse("governance:version_detail", args=[cleaned_id]) if cleaned else "",
             }
             if cleaned_id
             else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Prefetch, QuerySet
+from django.urls import reverse
 
 from governance.choices import VersionStatus
 from governance.models import ApprovalRequest, DatasetVersion, Decision
@@ -107,18 +108,29 @@ def run_blockers(run: PipelineRun, request: ApprovalRequest | None) -> list[str]
     return reasons
 
 
-def run_input_incidents(run: PipelineRun) -> list[str]:
-    """Open incidents on the assets of the run's inputs: for its approvers to weigh (an incident
-    does not stop an approved run; the stewards decide whether the data is fit to use)."""
+def run_input_incidents(run: PipelineRun) -> list[dict]:
+    """Open incidents on the assets of the run's inputs, oldest first: for its approvers to
+    weigh (an incident does not stop an approved run; the stewards decide whether the data is
+    fit to use). One query."""
     from governance.models import Incident
 
     open_incidents = (
-        Incident.objects.filter(asset__in=[v.asset_id for v in run.inputs.all()])
+        Incident.objects.filter(asset__versions__pipeline_runs=run)
         .exclude(status="resolved")
         .select_related("asset")
+        .distinct()
         .order_by("opened_at", "pk")
     )
-    return [f"{i.asset.name}: {i.summary} ({i.status})" for i in open_incidents]
+    return [
+        {
+            "id": incident.pk,
+            "asset": incident.asset.name,
+            "summary": incident.summary,
+            "status": incident.status,
+            "url": reverse("governance:incident_detail", args=[incident.pk]),
+        }
+        for incident in open_incidents
+    ]
 
 
 def approved_inputs(pipeline: Pipeline) -> dict:

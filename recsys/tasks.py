@@ -3,7 +3,8 @@
 from celery import shared_task
 
 
-@shared_task(name="recsys.run_execute", acks_late=True, ignore_result=True)
+# Sent to the queue of the run's kind (recsys.constants.RUN_QUEUES); "train" is the fallback.
+@shared_task(name="recsys.run_execute", queue="train", acks_late=True, ignore_result=True)
 def run_execute_task(run_id: int, attempt: int) -> None:
     """Safe to redeliver: the service's state/attempt guard runs a job at most once, and a
     delivery that finds its attempt still running marks it "worker lost"."""

@@ -60,7 +60,7 @@ def take(base: str, out: Path) -> None:
         if not runs.count():
             sys.exit("no pipeline run yet: wait for load_demo to finish (make run prints it)")
         hrefs = {runs.nth(i).get_attribute("href") for i in range(runs.count())}
-        newest = max(hrefs, key=lambda h: int(re.search(r"(\d+)/?$", h).group(1)))
+        newest = max(hrefs, key=lambda h: int(re.search(r"/runs/(\d+)", h).group(1)))
         page.goto(base + newest)
         _shoot(page, out, "run-page")
 

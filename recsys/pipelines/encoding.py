@@ -101,6 +101,10 @@ def compute_device(device: str) -> Iterator[str]:
         yield device
     finally:
         _COMPUTE_DEVICE.reset(token)
+        if device_type(device) == "cuda":  # a long-lived worker keeps no job's GPU cache
+            import torch
+
+            torch.cuda.empty_cache()
 
 
 def current_device() -> str:
@@ -140,8 +144,8 @@ def bf16_supported(device: str = "cpu") -> bool:
     """
     import torch
 
-    if device_type(device) == "cuda":
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device_type(device) == "cuda":  # native bf16 from Ampere on; older GPUs emulate it
+        return torch.cuda.is_available() and torch.cuda.get_device_capability(device) >= (8, 0)
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):

@@ -7,10 +7,11 @@ the scaled cosine-similarity matrix. Pairs of the same batch that share a query 
 are masked out as negatives (they are not negatives, only other positives).
 
 Runs are seeded (python, numpy, torch; data order from a numpy Generator) so the same config,
-data and machine give byte-identical weights. ``should_stop`` is polled before every batch; the
-artifact folder is written under a temporary name and renamed only when complete, so a cancelled
-or failed run leaves nothing behind (STYLE.md §3.8). No Django imports; torch/transformers are
-imported inside the functions.
+data and CPU machine give byte-identical weights (on a GPU, atomics in some backward kernels
+make weights differ in the last bits from run to run). ``should_stop`` is polled before every
+batch; the artifact folder is written under a temporary name and renamed only when complete, so
+a cancelled or failed run leaves nothing behind (STYLE.md §3.8). No Django imports;
+torch/transformers are imported inside the functions.
 """
 
 from __future__ import annotations

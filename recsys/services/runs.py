@@ -162,8 +162,9 @@ def _enqueue(run_id: int, attempt: int, kind: str) -> None:
     and the sweep sends it later; the task's guards make a duplicate delivery harmless."""
     from recsys.tasks import run_execute_task
 
+    queue = RUN_QUEUES[kind]
     try:
-        run_execute_task.apply_async(args=[run_id, attempt], queue=RUN_QUEUES[kind], retry=False)
+        run_execute_task.apply_async(args=[run_id, attempt], queue=queue, retry=False)
     except Exception:  # broker unreachable: nothing is lost, the sweep retries
         logger.warning(
             "could not enqueue run %s (attempt %s); the sweep will retry",

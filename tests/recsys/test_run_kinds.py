@@ -244,6 +244,20 @@ def test_each_kind_is_sent_to_its_own_queue(porg, kind, queue, django_capture_on
         PipelineRun.objects.filter(pk=run.pk).update(enqueued_at=None)  # as if the send was lost
         assert services.runs_sweep()["requeued"] == 1
         assert send.call_count == 2 and send.call_args.kwargs["queue"] == queue
+        PipelineRun.objects.filter(pk=run.pk).update(state="failed", attempt=1)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.run_retry(actor=porg.user("beta.ops"), run=run)
+        assert send.call_count == 3 and send.call_args.kwargs["queue"] == queue
+        assert send.call_args.kwargs["args"] == [run.pk, 2]
+
+
+def test_every_run_kind_has_a_queue_the_workers_listen_on():
+    from config.celery import QUEUES
+    from recsys.choices import RunKind
+    from recsys.constants import RUN_QUEUES
+
+    assert set(RUN_QUEUES) == set(RunKind.values)
+    assert set(RUN_QUEUES.values()) <= set(QUEUES)
 
 
 def test_the_version_is_pinned_by_the_approval_and_rechecked_at_start(

@@ -12,6 +12,7 @@ from governance.transitions import InvalidTransitionError
 from recsys import services
 from recsys.execution import execute
 from recsys.models import ActiveIndex, IndexVersion, PipelineRun
+from recsys.pipelines.encoding import resolve_device
 from recsys.pipelines.fusion import FUSION_WEIGHTS
 from recsys.services.runs import run_start
 from recsys.serving import EngineSpec
@@ -96,10 +97,11 @@ def test_full_retrain_runs_after_the_approvals(pipeline_org, django_capture_on_c
     cleaned = DatasetVersion.objects.get(pk=run.outputs["cleaned_version"])
     assert cleaned.asset == pipeline_org.asset and cleaned.uploaded_by.username == "beta.ops"
     assert not (run_dir(run.job_key, 1) / "work").exists()
-    # The worker's device (STEWARD_PIPELINE_DEVICE "auto" on a host without a GPU) is said in
-    # the log and kept with the outputs and the model's training config.
-    assert run.outputs["device"] == "cpu" and "device: cpu" in run.log
-    assert run.model_versions.get().config["device"] == "cpu"
+    # The worker's device (STEWARD_PIPELINE_DEVICE, "auto" by default: this host's GPU if it
+    # has one) is said in the log and kept with the outputs and the model's training config.
+    device = resolve_device("auto")
+    assert run.outputs["device"] == device and f"device: {device}" in run.log
+    assert run.model_versions.get().config["device"] == device
     # A duplicate delivery of the same attempt does nothing.
     services.run_execute(run_id=run.pk, attempt=1)
     assert PipelineRun.objects.get(pk=run.pk).state == "succeeded"

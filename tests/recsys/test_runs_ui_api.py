@@ -129,7 +129,7 @@ def test_open_incidents_on_the_inputs_are_shown_to_approvers_and_do_not_block(
     from governance.models import Incident
     from tests.recsys.pipeline_setup import approve_run
 
-    Incident.objects.create(
+    incident = Incident.objects.create(
         asset=porg.asset, rule="null_rate", dedup_key="null_rate", summary="ean: 6.0% nulls"
     )
     Incident.objects.create(
@@ -141,11 +141,21 @@ def test_open_incidents_on_the_inputs_are_shown_to_approvers_and_do_not_block(
     )
     run = request_run(porg)
     body = api_as(porg.user("beta.ops")).get(f"/api/v1/runs/{run.pk}/approval/").json()
-    assert body["input_incidents"] == [f"{porg.asset.name}: ean: 6.0% nulls (open)"]
+    assert body["input_incidents"] == [
+        {
+            "id": incident.pk,
+            "asset": porg.asset.name,
+            "summary": "ean: 6.0% nulls",
+            "status": "open",
+            "url": f"/governance/incidents/{incident.pk}/",
+        }
+    ]
     assert not any("ean" in b for b in body["blockers"])
     login(client, porg.user("alpha.steward"))
     page = client.get(f"/recsys/runs/{run.pk}/").content.decode()
-    assert "Open incidents on its inputs" in page and "ean: 6.0% nulls (open)" in page
+    assert "Open incidents on its inputs" in page
+    link = f'<a href="/governance/incidents/{incident.pk}/">{porg.asset.name}: ean: 6.0% nulls</a>'
+    assert f"{link} (open)" in page
     assert "an old breach" not in page
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         approve_run(porg, run)
