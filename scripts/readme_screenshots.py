@@ -35,9 +35,9 @@ def _log_in(browser, base: str, username: str):
     return page
 
 
-def _shoot(page, out: Path, name: str) -> None:
+def _shoot(page, out: Path, name: str, *, full_page: bool = False) -> None:
     path = out / f"{name}.png"
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), full_page=full_page)
     print(f"  {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 
@@ -62,7 +62,7 @@ def take(base: str, out: Path) -> None:
         hrefs = {runs.nth(i).get_attribute("href") for i in range(runs.count())}
         newest = max(hrefs, key=lambda h: int(re.search(r"/runs/(\d+)", h).group(1)))
         page.goto(base + newest)
-        _shoot(page, out, "run-page")
+        _shoot(page, out, "run-page", full_page=True)  # down to the metrics and loss chart
 
         page = _log_in(browser, base, "admin")
         page.goto(f"{base}/recsys/console/")
