@@ -135,6 +135,8 @@ def print_table(result: dict) -> None:
         print(f"{step:<12}{seconds:>10}")
     print(f"\n{'model':<12}{'nDCG@10':>10}{'Recall@100':>12}{'MRR@10':>10}{'queries':>9}")
     for name, m in (result.get("metrics") or {}).items():
+        if not isinstance(m, dict) or "ndcg@10" not in m:  # "fusion", "default_mode"
+            continue
         print(
             f"{name:<12}{m['ndcg@10']:>10.4f}{m['recall@100']:>12.4f}{m['mrr@10']:>10.4f}"
             f"{m['n_queries']:>9}"
