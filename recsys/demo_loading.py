@@ -45,7 +45,7 @@ from recsys import services
 from recsys.choices import TERMINAL_RUN_STATES, IndexStatus, RunKind, RunState
 from recsys.constants import WORKER_LOST_AFTER_SECONDS
 from recsys.demo import DEMO_PIPELINE
-from recsys.models import IndexVersion, Pipeline, PipelineRun
+from recsys.models import ActiveIndex, IndexVersion, Pipeline, PipelineRun
 from recsys.services.runs import inputs_fingerprint
 from teams.demo import demo_users
 from teams.errors import ApplicationError
@@ -120,11 +120,13 @@ def load_demo(
             found = {f.role: _find_version(f) for f in files}
             served = _served_index(pipeline, found)
             if served is not None:
+                active = _active_index(pipeline) or served
+                now = "" if active == served else f"; {active} is served now"
                 say(
                     f"Nothing to do: {served} was built from these demo versions "
-                    f"({', '.join(str(v) for v in found.values())}) and is {served.status}."
+                    f"({', '.join(str(v) for v in found.values())}) and has been served{now}."
                 )
-                return served
+                return active
             say("==> 1/4 Dataset versions of the demo assets")
             check_demo_files([f for f in files if found[f.role] is None])
             versions = _import_versions(files, found, say)
@@ -530,15 +532,15 @@ def _served_index(pipeline: Pipeline, found: dict) -> IndexVersion | None:
     versions = list(found.values())
     if not all(versions):
         return None
-    return (
-        IndexVersion.objects.filter(
-            pipeline=pipeline,
-            run__inputs_hash=inputs_fingerprint(versions),
-            activated_at__isnull=False,
-        )
-        .order_by("-id")
-        .first()
+    built = IndexVersion.objects.filter(
+        pipeline=pipeline, run__inputs_hash=inputs_fingerprint(versions), activated_at__isnull=False
     )
+    return built.filter(status=IndexStatus.ACTIVE).first() or built.order_by("-id").first()
+
+
+def _active_index(pipeline: Pipeline) -> IndexVersion | None:
+    active = ActiveIndex.objects.filter(pipeline=pipeline).select_related("index").first()
+    return active.index if active else None
 
 
 def _retrain(pipeline, versions, parameters, *, timeout: float, say: Say) -> PipelineRun:

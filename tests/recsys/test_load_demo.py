@@ -133,6 +133,19 @@ def test_load_demo_end_to_end_then_a_second_call_changes_nothing(tiny_model_path
 
     assert _counts() == before
     assert "Nothing to do" in again and "worker" not in again
+    assert f"{index} was built from these demo versions" in again
+    assert f"serves {index} (" in again
+
+    # Ops have since served another index (e.g. rolled back): the demo is still loaded, and
+    # the command says which index is served now instead of claiming the demo's.
+    other = IndexVersion.objects.get(pk=index.pk)
+    other.pk, other.status, other.activated_at = None, "active", None
+    other.save()
+    IndexVersion.objects.filter(pk=index.pk).update(status="retired")
+    ActiveIndex.objects.filter(pipeline=run.pipeline).update(index=other)
+    later = _load(base_model=tiny_model_path, max_steps=2)
+    assert f"{index} was built from these demo versions" in later
+    assert f"{other} is served now" in later and f"serves {other} (" in later
 
 
 @pytest.mark.django_db
