@@ -19,20 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from teams.demo import DEMO_PASSWORD  # noqa: E402  (plain constants: no Django set-up)
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, log_in  # noqa: E402
 
 QUERY = "wireless headphones"
 
 
 def _log_in(browser, base: str, username: str):
     context = browser.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", DEMO_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/teams/")
-    return page
+    return log_in(context, base, username, DEMO_PASSWORD)
 
 
 def _shoot(page, out: Path, name: str, *, full_page: bool = False) -> None:

@@ -61,13 +61,22 @@ def _counts() -> dict:
     return {model.__name__: model.objects.count() for model in models}
 
 
-def _loaded_versions() -> dict[str, DatasetVersion]:
+def _loaded_versions(**lookup) -> dict[str, DatasetVersion]:
+    """The versions load_demo stored, by asset slug (default: the generated synthetic files)."""
+    lookup = lookup or {"original_name__startswith": "synthetic-"}
     return {
-        v.asset.slug: v
-        for v in DatasetVersion.objects.select_related("asset").filter(
-            original_name__startswith="synthetic-"
-        )
+        v.asset.slug: v for v in DatasetVersion.objects.select_related("asset").filter(**lookup)
     }
+
+
+def _generic_layout(folder: Path, catalog: list[dict], *, per_query: int, users: int) -> None:
+    """A data folder in the generic layout: Parquet catalog, JSON-lines labels, gzipped events."""
+    pd.DataFrame(catalog).to_parquet(folder / "catalog.parquet")
+    with (folder / "labels.jsonl").open("w") as out:
+        for row in gen.queries_and_labels(catalog, per_query=per_query):
+            out.write(json.dumps(row) + "\n")
+    events = gen.to_csv(gen.behaviour_events(catalog, users=users)).encode()
+    (folder / "events.csv.gz").write_bytes(gzip.compress(events, mtime=0))
 
 
 @pytest.mark.worker
@@ -209,13 +218,7 @@ def test_the_generated_catalog_is_messy_and_filterable(tmp_path):
 
 
 def test_generic_layout_accepts_csv_jsonl_and_parquet(tmp_path):
-    catalog = gen.catalog_rows(30, seed=1)
-    pd.DataFrame(catalog).to_parquet(tmp_path / "catalog.parquet")
-    with (tmp_path / "labels.jsonl").open("w") as out:
-        for row in gen.queries_and_labels(catalog, per_query=3):
-            out.write(json.dumps(row) + "\n")
-    events = gen.to_csv(gen.behaviour_events(catalog, users=5)).encode()
-    (tmp_path / "events.csv.gz").write_bytes(gzip.compress(events, mtime=0))
+    _generic_layout(tmp_path, gen.catalog_rows(30, seed=1), per_query=3, users=5)
     (tmp_path / "README.txt").write_text("not data")
 
     files = demo_files(str(tmp_path), tmp_path / "scratch", say=lambda line: None)
@@ -307,23 +310,14 @@ def test_load_demo_with_the_generic_layout(tmp_path, tiny_model_path):
     and gzipped CSV events, imported, approved, trained on and served like the synthetic set."""
     folder = tmp_path / "shop"
     folder.mkdir()
-    catalog = gen.catalog_rows(240, seed=5, attributes=True)
-    pd.DataFrame(catalog).to_parquet(folder / "catalog.parquet")
-    with (folder / "labels.jsonl").open("w") as out:
-        for row in gen.queries_and_labels(catalog, per_query=6):
-            out.write(json.dumps(row) + "\n")
-    events = gen.to_csv(gen.behaviour_events(catalog, users=20)).encode()
-    (folder / "events.csv.gz").write_bytes(gzip.compress(events, mtime=0))
+    _generic_layout(folder, gen.catalog_rows(240, seed=5, attributes=True), per_query=6, users=20)
     _seed()
 
     output = _load(data=str(folder), base_model=tiny_model_path, max_steps=2)
 
-    versions = {
-        v.asset.slug: v
-        for v in DatasetVersion.objects.select_related("asset").filter(
-            original_name__in=["catalog.parquet", "labels.jsonl", "events.csv.gz"]
-        )
-    }
+    versions = _loaded_versions(
+        original_name__in=["catalog.parquet", "labels.jsonl", "events.csv.gz"]
+    )
     assert {slug: v.format for slug, v in versions.items()} == {
         "product-catalog": "parquet",
         "relevance-labels": "jsonl",
