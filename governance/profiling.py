@@ -8,10 +8,14 @@ against. The module has no Django imports so that it can be tested (and benchmar
 Memory stays bounded whatever the file size: files are read in chunks of `chunk_rows` rows, text is
 decoded in blocks of about 1 MiB, and only these survive between chunks: per-column running
 statistics, at most `low_cardinality` distinct values per column, and one 64-bit hash per non-null
-key value (8 bytes a row, compacted to the distinct keys) for the duplicate rate. The exceptions:
-a single JSON record is held whole (capped at 64 Mi characters, else `too_large`), a Parquet
-row group is decoded whole by pyarrow, and a compressed Parquet file is first unpacked to a
-temporary file on disk.
+key value (8 bytes a row, compacted to the distinct keys) for the duplicate rate. A line (or a
+JSON record) is held whole, and a compressed Parquet file is first unpacked to a temporary file.
+
+A file that is small on disk can still be huge once read (one endless line, a compression bomb, a
+zip of a million members, a Parquet column of a billion zeros), so every read is bounded by
+`ReadLimits`: line length, decompressed bytes (absolute, and as a multiple of the size on disk),
+zip members and, for profiling, wall-clock time. Passing one ends the read with a
+DatasetReadError naming the limit (code `too_large`, or `too_slow` for the time).
 
 `iter_frames` (and `read_chorus_products`) expose the same chunk reader to the cleaning code.
 """
@@ -29,6 +33,7 @@ import json
 import math
 import re
 import shutil
+import struct
 import tempfile
 import time
 import zipfile
@@ -124,7 +129,7 @@ _CONTENT_NAMES = {
 
 _HEAD_BYTES = 1 << 16
 _BLOCK_CHARS = 1 << 20
-_MAX_ITEM_CHARS = 64 << 20
+_CHUNK_CHARS = 64 << 20  # a chunk also ends once its text reaches this many characters
 _KEY_COMPACT_AT = 4_000_000
 _NON_SPACE = re.compile(r"[^ \t\r\n]")
 _ISO_DATETIME = re.compile(
@@ -146,8 +151,8 @@ class DatasetReadError(Exception):
     """A file that cannot be profiled.
 
     `code` is a short machine word (empty, truncated, wrong_content, malformed, too_large,
-    unsupported_format), `message` a specific sentence for the uploader, `line` the 1-based line
-    where the problem sits when one is known."""
+    too_slow, unsupported_format), `message` a specific sentence for the uploader, `line` the
+    1-based line where the problem sits when one is known."""
 
     def __init__(self, code: str, message: str, *, line: int | None = None):
         super().__init__(message)
@@ -221,6 +226,94 @@ class ReadReport:
             self.malformed_examples.append(example)
 
 
+# --- limits: what reading one file may cost ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Bounds on reading one file, so that a file small on disk cannot make a reader build a
+    multi-GB string, fill the disk or memory, or run for hours.
+
+    - `max_line_chars`: a line of CSV, TSV or JSON Lines, or one record of a JSON array (counted
+      in decoded characters; each is at least one byte, so "longer than 16 MiB" holds).
+    - `max_unpacked_bytes`: what a gzip or zip may decompress to, and what a Parquet file may
+      decode to (all its columns).
+    - `max_ratio`: the same, as a multiple of the compressed size on disk; checked only beyond
+      `ratio_from_bytes`, so a small file that compresses extremely well still reads.
+    - `max_zip_members`: entries in a zip archive (checked before its table of contents is read).
+    - `max_seconds`: wall-clock time of the whole read (None: no limit).
+
+    The defaults are those of the settings (STEWARD_PROFILE_*), except the time, which only
+    profiling bounds."""
+
+    max_line_chars: int = 16 << 20
+    max_unpacked_bytes: int = 4 << 30
+    max_ratio: float = 100.0
+    ratio_from_bytes: int = 64 << 20
+    max_zip_members: int = 1000
+    max_seconds: float | None = None
+
+
+def _size(count: float) -> str:
+    """A byte count for a message: 16 MiB, 4 GiB, 1.5 KiB, 300 bytes."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if count >= 1 << shift:
+            return f"{count / (1 << shift):.1f}".removesuffix(".0") + f" {unit}"
+    return f"{int(count)} bytes"
+
+
+class _Budget:
+    """What one read has used of its ReadLimits: the time since it started, and the bytes that
+    its gzip or zip wrapper has decompressed so far."""
+
+    def __init__(self, limits: ReadLimits, packed_bytes: int):
+        self.limits = limits
+        self.started = time.monotonic()
+        self.unpacked = _Expansion(limits, packed_bytes, "The file decompresses")
+
+    def tick(self) -> None:
+        """Raise too_slow once the read has taken longer than `max_seconds`."""
+        limit = self.limits.max_seconds
+        if limit is not None and time.monotonic() - self.started > limit:
+            raise DatasetReadError(
+                "too_slow",
+                f"Profiling took longer than {limit:g} s and was stopped; the stored file is "
+                "kept. Split the file, or ask an administrator to raise the time limit.",
+            )
+
+
+class _Expansion:
+    """Bytes produced from `packed_bytes` on disk (decompressed, or decoded from Parquet),
+    checked against the absolute limit and the ratio."""
+
+    def __init__(self, limits: ReadLimits, packed_bytes: int, what: str):
+        self.limits = limits
+        self.packed = max(packed_bytes, 1)
+        self.what = what
+        self.count = 0
+
+    def add(self, count: int) -> None:
+        self.count += count
+        self.check(self.count)
+
+    def check(self, total: int) -> None:
+        """Raise too_large when `total` bytes would pass a limit."""
+        limits = self.limits
+        if total > limits.max_unpacked_bytes:
+            raise DatasetReadError(
+                "too_large",
+                f"{self.what} to more than {_size(limits.max_unpacked_bytes)}, the most that "
+                "is read; the stored file is kept.",
+            )
+        if total > max(limits.ratio_from_bytes, limits.max_ratio * self.packed):
+            raise DatasetReadError(
+                "too_large",
+                f"{self.what} to more than {limits.max_ratio:g} times its size "
+                f"(at least {_size(total)} from {_size(self.packed)} on disk): this looks like a "
+                "compression bomb and is not read further; the stored file is kept.",
+            )
+
+
 # --- decoding: replace undecodable bytes, and count them --------------------------------------
 
 _ERRORS = "steward-count-replace"
@@ -258,14 +351,16 @@ def _text_encoding(head: bytes) -> tuple[str, str]:
     return "utf-8", "utf-8"
 
 
-def _text_blocks(binary: IO[bytes], report: ReadReport) -> Iterator[str]:
-    """Decode a binary stream in ~1 MiB blocks, universal newlines, counting replaced bytes."""
+def _text_blocks(binary: IO[bytes], report: ReadReport, budget: _Budget) -> Iterator[str]:
+    """Decode a binary stream in ~1 MiB blocks, universal newlines, counting replaced bytes;
+    the time limit is checked at each block."""
     codec, label = _text_encoding(binary.peek(_HEAD_BYTES)[:512])
     if label != "utf-8":
         report.encoding = label
     text = io.TextIOWrapper(binary, encoding=codec, errors=_ERRORS, newline=None)
     try:
         while True:
+            budget.tick()
             token = _DECODING_REPORT.set(report)
             try:
                 block = text.read(_BLOCK_CHARS)
@@ -279,16 +374,54 @@ def _text_blocks(binary: IO[bytes], report: ReadReport) -> Iterator[str]:
             text.detach()
 
 
-def _lines(blocks: Iterable[str]) -> Iterator[str]:
-    """Split text blocks into lines, each ending with "\\n" (one is added to a last bare line)."""
-    rest = ""
+def _line_too_long(number: int, limit: int, member: str | None) -> DatasetReadError:
+    where = f" of zip member {member!r}" if member else ""
+    return DatasetReadError(
+        "too_large",
+        f"Line {number}{where} is longer than {_size(limit)}, the longest line that is read (is "
+        "a line break missing, or is this not line-based text?); the stored file is kept.",
+        line=number,
+    )
+
+
+def _split_lines(
+    blocks: Iterable[str], max_chars: int, member: str | None = None
+) -> Iterator[list[str]]:
+    """The lines of text blocks (without their "\\n"), a list per block; a last line without
+    "\\n" comes alone at the end. An unfinished line is kept as a list of pieces (joined once,
+    when it ends), and a line longer than `max_chars` raises too_large as soon as it is seen."""
+    pending: list[str] = []  # pieces of the line that the next block continues
+    pending_chars = 0
+    number = 1  # line number of the first line not yet yielded
     for block in blocks:
-        parts = (rest + block).split("\n")
-        rest = parts.pop()
+        if "\n" not in block:
+            pending.append(block)
+            pending_chars += len(block)
+            if pending_chars > max_chars:
+                raise _line_too_long(number, max_chars, member)
+            continue
+        parts = block.split("\n")
+        if pending:
+            parts[0] = "".join(pending) + parts[0]
+        tail = parts.pop()
+        pending, pending_chars = ([tail], len(tail)) if tail else ([], 0)
+        lengths = list(map(len, parts))
+        if max(lengths) > max_chars:
+            longest = next(i for i, length in enumerate(lengths) if length > max_chars)
+            raise _line_too_long(number + longest, max_chars, member)
+        number += len(parts)
+        if pending_chars > max_chars:
+            raise _line_too_long(number, max_chars, member)
+        yield parts
+    if pending:
+        yield ["".join(pending)]
+
+
+def _lines(blocks: Iterable[str], max_chars: int, member: str | None = None) -> Iterator[str]:
+    """Split text blocks into lines, each ending with "\\n" (one is added to a last bare line)."""
+    for parts in _split_lines(blocks, max_chars, member):
         for part in parts:
             yield part + "\n"
-    if rest:
-        yield rest + "\n"
 
 
 # --- content sniffing and detect_format --------------------------------------------------------
@@ -419,12 +552,14 @@ def detect_format(filename: str, head: bytes) -> str:
 
 class _Guarded(io.RawIOBase):
     """A raw stream over a decompressing reader that turns the errors of a cut or damaged archive
-    into DatasetReadError("truncated") at the read that meets them."""
+    into DatasetReadError("truncated") at the read that meets them, and counts what it
+    decompresses against the read's limits."""
 
-    def __init__(self, inner: IO[bytes], what: str):
+    def __init__(self, inner: IO[bytes], what: str, budget: _Budget):
         super().__init__()
         self._inner = inner
         self._what = what
+        self._budget = budget
 
     def readable(self) -> bool:
         return True
@@ -437,6 +572,8 @@ class _Guarded(io.RawIOBase):
                 "truncated",
                 f"The {self._what} is truncated or damaged ({exc}); upload the complete file.",
             ) from exc
+        self._budget.tick()
+        self._budget.unpacked.add(len(data))
         buffer[: len(data)] = data
         return len(data)
 
@@ -448,24 +585,76 @@ class _Member:
     packed: bool  # True when decompressed on the fly (not seekable like the file itself)
 
 
-def _members(path: Path) -> Iterator[_Member]:
+def _members(path: Path, budget: _Budget) -> Iterator[_Member]:
     """The file's data streams: the file itself, its gzip content, or each zip member in turn.
     Wrappers are recognised by their magic numbers, whatever the name says."""
     with open(path, "rb") as fh:
         magic = fh.read(4)
     if magic.startswith(b"\x1f\x8b"):
         with gzip.open(path, "rb") as unzipped:
-            guarded = _Guarded(unzipped, "gzip file")
+            guarded = _Guarded(unzipped, "gzip file", budget)
             yield _Member(None, io.BufferedReader(guarded, _HEAD_BYTES), packed=True)
     elif magic in (b"PK\x03\x04", b"PK\x05\x06"):
-        yield from _zip_members(path)
+        yield from _zip_members(path, budget)
     else:
         with open(path, "rb", buffering=_HEAD_BYTES) as fh:
             yield _Member(None, fh, packed=False)
 
 
-def _zip_members(path: Path) -> Iterator[_Member]:
-    """Each data member of a zip archive (folders and macOS metadata skipped), in stored order."""
+_EOCD = struct.Struct("<4s4H2LH")  # end of central directory record
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
+_ZIP_ENTRY_BYTES = 4096  # generous room per member in the table of contents (46 + name + extras)
+
+
+def _zip_directory(path: Path) -> tuple[int, int] | None:
+    """(entries, bytes) of a zip's table of contents as its end record states them (zip64
+    included), read without reading the table itself; None when no end record is found
+    (zipfile then reports the archive as damaged)."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, io.SEEK_END)
+        start = max(0, size - _EOCD.size - 0xFFFF)  # the record, then a comment of at most 64 KiB
+        fh.seek(start)
+        tail = fh.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < _EOCD.size:
+            return None
+        entries, directory = _EOCD.unpack_from(tail, at)[4:6]
+        locator = at - _ZIP64_LOCATOR.size
+        if (entries == 0xFFFF or directory == 0xFFFFFFFF) and locator >= 0:
+            signature, _disk, offset, _disks = _ZIP64_LOCATOR.unpack_from(tail, locator)
+            if signature == b"PK\x06\x07":
+                fh.seek(offset)
+                record = fh.read(_ZIP64_EOCD.size)
+                if len(record) == _ZIP64_EOCD.size and record.startswith(b"PK\x06\x06"):
+                    entries, directory = _ZIP64_EOCD.unpack(record)[7:9]
+    return entries, directory
+
+
+def _too_many_members(count: int, limit: int) -> DatasetReadError:
+    return DatasetReadError(
+        "too_large",
+        f"The zip archive holds more than {limit:,} members ({count:,}), the most that are "
+        "read; pack the data into fewer files. The stored file is kept.",
+    )
+
+
+def _open_zip(path: Path, budget: _Budget) -> zipfile.ZipFile:
+    """The archive, once its end record shows at most `max_zip_members` entries and a table of
+    contents they can fill (zipfile holds the whole table in memory: a million entries would
+    take gigabytes), and their stated sizes stay within the decompression limits."""
+    limit = budget.limits.max_zip_members
+    directory = _zip_directory(path)
+    if directory is not None:
+        entries, directory_bytes = directory
+        if entries > limit:
+            raise _too_many_members(entries, limit)
+        if directory_bytes > max(limit, 1) * _ZIP_ENTRY_BYTES:
+            raise DatasetReadError(
+                "too_large",
+                f"The zip archive's table of contents ({_size(directory_bytes)}) is larger than "
+                f"{limit:,} members need; it is not read. The stored file is kept.",
+            )
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -474,6 +663,20 @@ def _zip_members(path: Path) -> Iterator[_Member]:
             "The zip archive is truncated or damaged (its table of contents cannot be read); "
             "upload the complete file.",
         ) from exc
+    infos = archive.infolist()
+    try:
+        if len(infos) > limit:  # an end record that understates the entries
+            raise _too_many_members(len(infos), limit)
+        budget.unpacked.check(sum(info.file_size for info in infos))
+    except DatasetReadError:
+        archive.close()
+        raise
+    return archive
+
+
+def _zip_members(path: Path, budget: _Budget) -> Iterator[_Member]:
+    """Each data member of a zip archive (folders and macOS metadata skipped), in stored order."""
+    archive = _open_zip(path, budget)
     with archive:
         for info in archive.infolist():
             base = PurePosixPath(info.filename).name
@@ -488,7 +691,7 @@ def _zip_members(path: Path) -> Iterator[_Member]:
                     "compression without a password.",
                 ) from exc
             with member:
-                guarded = _Guarded(member, f"zip member {info.filename!r}")
+                guarded = _Guarded(member, f"zip member {info.filename!r}", budget)
                 yield _Member(info.filename, io.BufferedReader(guarded, _HEAD_BYTES), packed=True)
 
 
@@ -512,24 +715,22 @@ class _CsvText:
     """The lines of a decoded CSV stream (without their newline), fed to csv.reader at C speed and
     kept from the start of the current chunk, so its good records reach pandas verbatim."""
 
-    def __init__(self, blocks: Iterable[str]):
+    def __init__(self, blocks: Iterable[str], max_chars: int, member: str | None = None):
         self._blocks = blocks
+        self._max_chars = max_chars
+        self._member = member
         self.kept: list[str] = []
+        self.kept_chars = 0  # characters in `kept`
         self.first = 1  # physical line number of kept[0]
 
     def lines(self) -> Iterator[str]:
         return itertools.chain.from_iterable(self._split())
 
     def _split(self) -> Iterator[list[str]]:
-        rest = ""
-        for block in self._blocks:
-            parts = (rest + block).split("\n")
-            rest = parts.pop()
+        for parts in _split_lines(self._blocks, self._max_chars, self._member):
             self.kept.extend(parts)
+            self.kept_chars += sum(map(len, parts))
             yield parts
-        if rest:
-            self.kept.append(rest)
-            yield [rest]
 
     def take(self, last: int, skip: list[tuple[int, int]]) -> str:
         """Text of the kept lines up to line `last`, without the `skip` (first, last) ranges;
@@ -537,6 +738,7 @@ class _CsvText:
         count = last - self.first + 1
         lines = self.kept[:count]
         del self.kept[:count]
+        self.kept_chars -= sum(map(len, lines))
         pieces: list[str] = []
         cursor = 0
         for start, stop in skip:
@@ -586,13 +788,19 @@ def _csv_header(reader, text: _CsvText, report: ReadReport, sep: str) -> tuple[s
 
 
 def _csv_frames(
-    blocks: Iterable[str], report: ReadReport, *, sep: str, chunk_rows: int
+    blocks: Iterable[str],
+    report: ReadReport,
+    *,
+    sep: str,
+    chunk_rows: int,
+    max_line_chars: int,
+    member: str | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Check every record's field count against the header with the csv module (bad records are
     reported by first physical line and left out), then let pandas parse each chunk of good
     records: exact line numbers, and both too many and too few fields are caught."""
     quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
-    text = _CsvText(blocks)
+    text = _CsvText(blocks, max_line_chars, member)
     reader = csv.reader(text.lines(), delimiter=sep, quoting=quoting)
     header = _csv_header(reader, text, report, sep)
     if header is None:
@@ -608,7 +816,8 @@ def _csv_frames(
             skip.append((start, end))
         else:
             good += 1
-        if good + len(skip) >= chunk_rows:  # bad and blank records count, to bound memory
+        # bad and blank records count, to bound memory; so do long lines
+        if good + len(skip) >= chunk_rows or text.kept_chars >= _CHUNK_CHARS:
             chunk_text = text.take(end, skip)
             if good:
                 yield _parse_csv_chunk(header_text + chunk_text, sep, quoting)
@@ -652,8 +861,9 @@ class _JsonStream:
     """The values of a top-level JSON array (or of a sequence of values, e.g. one object) read
     from text blocks with JSONDecoder.raw_decode: memory holds about one block plus one value."""
 
-    def __init__(self, blocks: Iterator[str]):
+    def __init__(self, blocks: Iterator[str], max_chars: int):
         self._blocks = blocks
+        self._max_chars = max_chars
         self._buf = ""
         self._pos = 0  # next unread index in _buf
         self._mark = 0  # index in _buf that starts line number _line
@@ -661,6 +871,7 @@ class _JsonStream:
         self._eof = False
         self._decoder = json.JSONDecoder()
         self.count = 0
+        self.last_chars = 0  # length of the last value's text
 
     def values(self) -> Iterator[tuple[int, Any]]:
         """(line, value) for each element; raises truncated/malformed/too_large."""
@@ -701,7 +912,10 @@ class _JsonStream:
             if end >= len(self._buf) and not self._eof:
                 self._grow()  # a number at the end of a block may go on in the next one
                 continue
+            if end - self._pos > self._max_chars:
+                raise self._too_large()
             line = self._line_at(self._pos)
+            self.last_chars = end - self._pos
             self._pos = end
             self.count += 1
             return line, value
@@ -735,20 +949,34 @@ class _JsonStream:
             if not self._fill():
                 return None
 
+    def _too_large(self) -> DatasetReadError:
+        line = self._line_at(self._pos)
+        return DatasetReadError(
+            "too_large",
+            f"The JSON record starting on line {line} is longer than {_size(self._max_chars)}, "
+            "the longest record that is read; the stored file is kept.",
+            line=line,
+        )
+
     def _grow(self) -> None:
         """Read on until the unparsed text doubles (so a long record is re-parsed O(log n)
-        times), refusing a record beyond _MAX_ITEM_CHARS."""
+        times; the blocks are joined once), refusing a record beyond `max_chars`."""
         pending = len(self._buf) - self._pos
-        if pending > _MAX_ITEM_CHARS:
-            line = self._line_at(self._pos)
-            raise DatasetReadError(
-                "too_large",
-                f"The JSON record starting on line {line} is larger than "
-                f"{_MAX_ITEM_CHARS >> 20} Mi characters.",
-                line=line,
-            )
-        while self._fill() and len(self._buf) - self._pos < 2 * pending:
-            pass
+        if pending > self._max_chars:
+            raise self._too_large()
+        self._line_at(self._pos)
+        pieces, size = [self._buf[self._pos :]], pending
+        while size < 2 * pending or size == pending:
+            block = next(self._blocks, "")
+            if not block:
+                self._eof = True
+                break
+            pieces.append(block)
+            size += len(block)
+            if size > self._max_chars:
+                break
+        self._buf = "".join(pieces)
+        self._pos = self._mark = 0
 
     def _fill(self) -> bool:
         block = next(self._blocks, "")
@@ -772,17 +1000,22 @@ def _json_kind(value: Any) -> str:
     )
 
 
-def _json_records(blocks: Iterator[str], report: ReadReport) -> Iterator[dict]:
-    """Objects of a JSON array / value sequence; other elements are malformed rows."""
-    for line, value in _JsonStream(blocks).values():
+def _json_records(
+    blocks: Iterator[str], report: ReadReport, max_chars: int
+) -> Iterator[tuple[dict, int]]:
+    """(object, length of its text) of a JSON array / value sequence; other elements are
+    malformed rows."""
+    stream = _JsonStream(blocks, max_chars)
+    for line, value in stream.values():
         if isinstance(value, dict):
-            yield value
+            yield value, stream.last_chars
         else:
             report.bad(line, f"expected a JSON object, found {_json_kind(value)}")
 
 
-def _jsonl_records(lines: Iterator[str], report: ReadReport) -> Iterator[dict]:
-    """One object per line; a line that is not valid JSON or not an object is a malformed row."""
+def _jsonl_records(lines: Iterator[str], report: ReadReport) -> Iterator[tuple[dict, int]]:
+    """(object, length of its line), one per line; a line that is not valid JSON or not an
+    object is a malformed row."""
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -792,18 +1025,21 @@ def _jsonl_records(lines: Iterator[str], report: ReadReport) -> Iterator[dict]:
             report.bad(number, f"invalid JSON: {exc.msg} (column {exc.colno})")
             continue
         if isinstance(value, dict):
-            yield value
+            yield value, len(line)
         else:
             report.bad(number, f"expected a JSON object, found {_json_kind(value)}")
 
 
-def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+def _batched(items: Iterable[tuple[Any, int]], size: int) -> Iterator[list[Any]]:
+    """Lists of at most `size` items, and of items whose text adds up to about _CHUNK_CHARS."""
     batch: list[Any] = []
-    for item in items:
+    chars = 0
+    for item, length in items:
         batch.append(item)
-        if len(batch) >= size:
+        chars += length
+        if len(batch) >= size or chars >= _CHUNK_CHARS:
             yield batch
-            batch = []
+            batch, chars = [], 0
     if batch:
         yield batch
 
@@ -873,8 +1109,32 @@ def _arrow_nullable(arrow_type):
     return None
 
 
-def _parquet_batches(source, report: ReadReport, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """Record batches of a Parquet file as nullable-dtype frames."""
+def _min_row_bytes(schema) -> float:
+    """Bytes that one row takes at least once decoded by pyarrow: the width of each fixed-width
+    column, 4 (an offset) for each string, binary or list column, the index of a dictionary."""
+    import pyarrow as pa
+
+    total = 0.0
+    for column in schema:
+        kind = column.type
+        if pa.types.is_dictionary(kind):
+            kind = kind.index_type
+        if pa.types.is_boolean(kind):
+            total += 1 / 8
+        elif isinstance(kind, pa.FixedSizeBinaryType) or pa.types.is_primitive(kind):
+            total += kind.bit_width / 8
+        elif pa.types.is_string(kind) or pa.types.is_binary(kind) or pa.types.is_list(kind):
+            total += 4
+    return total
+
+
+def _parquet_batches(
+    source, size: int, report: ReadReport, chunk_rows: int, budget: _Budget
+) -> Iterator[pd.DataFrame]:
+    """Record batches of a Parquet file (`size` bytes) as nullable-dtype frames. What its footer
+    says it decodes to (its pages before compression, and its rows times their least width,
+    since run-length and dictionary encoding make a billion equal values tiny) is checked
+    before anything is decoded, and what it really decodes to as it goes."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -887,48 +1147,66 @@ def _parquet_batches(source, report: ReadReport, chunk_rows: int) -> Iterator[pd
             "be read. Upload the complete file.",
         ) from exc
     report.header = list(parquet.schema_arrow.names)
+    meta = parquet.metadata
+    decoded = _Expansion(budget.limits, size, "The Parquet data decodes")
+    pages = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    decoded.check(max(pages, int(meta.num_rows * _min_row_bytes(parquet.schema_arrow))))
     batches = parquet.iter_batches(batch_size=chunk_rows)
     while True:
+        budget.tick()
         try:
             batch = next(batches, None)
         except (pa.ArrowException, OSError) as exc:
             raise DatasetReadError("malformed", f"The Parquet data is damaged: {exc}") from exc
         if batch is None:
             return
+        decoded.add(batch.nbytes)
         yield batch.to_pandas(types_mapper=_arrow_nullable)
 
 
-def _parquet_frames(member: _Member, path: Path, report: ReadReport, chunk_rows: int):
+def _parquet_frames(
+    member: _Member, path: Path, report: ReadReport, chunk_rows: int, budget: _Budget
+):
     """A plain Parquet file is read in place; a compressed one is unpacked to a temporary file
-    first, because Parquet needs random access (its index is at the end)."""
+    first, because Parquet needs random access (its index is at the end): the decompression
+    limits bound that copy."""
     if not member.packed:
-        yield from _parquet_batches(path, report, chunk_rows)
+        yield from _parquet_batches(path, path.stat().st_size, report, chunk_rows, budget)
         return
     with tempfile.TemporaryFile() as unpacked:
         shutil.copyfileobj(member.stream, unpacked, 1 << 20)
+        size = unpacked.tell()
         unpacked.seek(0)
-        yield from _parquet_batches(unpacked, report, chunk_rows)
+        yield from _parquet_batches(unpacked, size, report, chunk_rows, budget)
 
 
 # --- the chunk reader --------------------------------------------------------------------------
 
 
 def _member_frames(
-    member: _Member, path: Path, fmt: str, report: ReadReport, chunk_rows: int
+    member: _Member, path: Path, fmt: str, report: ReadReport, chunk_rows: int, budget: _Budget
 ) -> Iterator[pd.DataFrame]:
     """Frames of one data stream in the requested format."""
     _check_content(member, fmt)
     base = _BASE_OF.get(fmt, fmt)
     if base == "parquet":
-        return _parquet_frames(member, path, report, chunk_rows)
-    blocks = _text_blocks(member.stream, report)
+        return _parquet_frames(member, path, report, chunk_rows, budget)
+    blocks = _text_blocks(member.stream, report, budget)
+    max_chars = budget.limits.max_line_chars
     if base in ("csv", "tsv"):
         sep = "\t" if base == "tsv" else ","
-        return _csv_frames(blocks, report, sep=sep, chunk_rows=chunk_rows)
+        return _csv_frames(
+            blocks,
+            report,
+            sep=sep,
+            chunk_rows=chunk_rows,
+            max_line_chars=max_chars,
+            member=member.name,
+        )
     if base == "jsonl":
-        records = _jsonl_records(_lines(blocks), report)
+        records = _jsonl_records(_lines(blocks, max_chars, member.name), report)
     else:
-        records = _json_records(blocks, report)
+        records = _json_records(blocks, report, max_chars)
     build = _chorus_frame if fmt == "chorus-products" else _records_frame
     return (build(batch) for batch in _batched(records, chunk_rows))
 
@@ -977,14 +1255,20 @@ def _raise_if_no_rows(path: Path, report: ReadReport) -> None:
 
 
 def iter_frames(
-    path: str | Path, *, fmt: str, chunk_rows: int = 100_000, report: ReadReport | None = None
+    path: str | Path,
+    *,
+    fmt: str,
+    chunk_rows: int = 100_000,
+    report: ReadReport | None = None,
+    limits: ReadLimits | None = None,
 ) -> Iterator[pd.DataFrame]:
     """The file's rows as DataFrames of at most `chunk_rows` rows, gzip/zip unwrapped, text
     decoded (bad bytes replaced), malformed rows skipped; pass a ReadReport to learn what was
     replaced or skipped. Chorus formats come normalised (see `read_chorus_products`).
 
     Types are inferred per chunk (nullable Int64/Float64/boolean/string dtypes), so one column
-    may differ between chunks. Raises DatasetReadError when nothing usable can be read."""
+    may differ between chunks. Raises DatasetReadError when nothing usable can be read, or when
+    reading passes one of `limits` (default: ReadLimits(), no time limit)."""
     if fmt not in FORMATS:
         raise DatasetReadError(
             "unsupported_format", f"Unknown format {fmt!r}; use one of {', '.join(FORMATS)}."
@@ -993,9 +1277,11 @@ def iter_frames(
         raise ValueError("chunk_rows must be at least 1")
     path = Path(path)
     report = report if report is not None else ReadReport()
-    for member in _members(path):
+    budget = _Budget(limits or ReadLimits(), path.stat().st_size)
+    for member in _members(path, budget):
         report.member = member.name
-        for frame in _member_frames(member, path, fmt, report, chunk_rows):
+        for frame in _member_frames(member, path, fmt, report, chunk_rows, budget):
+            budget.tick()
             if len(frame):
                 frame = _finish_frame(frame, fmt, report)
                 report.rows += len(frame)
@@ -1003,11 +1289,13 @@ def iter_frames(
     _raise_if_no_rows(path, report)
 
 
-def read_chorus_products(path: str | Path, *, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
+def read_chorus_products(
+    path: str | Path, *, chunk_rows: int = 100_000, limits: ReadLimits | None = None
+) -> Iterator[pd.DataFrame]:
     """Chorus/Icecat product files (a JSON array, or a zip of them such as 1.json.zip) as catalog
     frames with columns id, title, brand, price (float, from cents), ean (comma-joined),
     description and attributes (JSON string of the record's attr_* fields, or null)."""
-    return iter_frames(path, fmt="chorus-products", chunk_rows=chunk_rows)
+    return iter_frames(path, fmt="chorus-products", chunk_rows=chunk_rows, limits=limits)
 
 
 # --- statistics --------------------------------------------------------------------------------
@@ -1255,6 +1543,7 @@ def profile_file(
     top_k: int = 10,
     low_cardinality: int = 50,
     max_malformed_examples: int = 50,
+    limits: ReadLimits | None = None,
 ) -> dict:
     """Profile a stored dataset file in bounded memory and return a JSON-serialisable dict:
     format, rows, columns, key, schema, encoding, malformed_rows, elapsed_seconds and
@@ -1269,12 +1558,15 @@ def profile_file(
     column fits any type, integer fits float, anything fits string); extra columns are listed.
 
     Raises DatasetReadError for a file that cannot be profiled (empty, truncated, wrong content,
-    every row malformed, a record too large, unsupported format)."""
+    every row malformed, unsupported format) or that passes one of `limits` (too_large: a line
+    or JSON record, decompressed or decoded bytes, zip members; too_slow: the time, which
+    includes computing the statistics)."""
     started = time.perf_counter()
     report = ReadReport(max_examples=max_malformed_examples)
     key = contract.key if contract is not None else _DEFAULT_KEYS.get(fmt)
     stats = _FrameStats(low_cardinality, key)
-    for frame in iter_frames(path, fmt=fmt, chunk_rows=chunk_rows, report=report):
+    frames = iter_frames(path, fmt=fmt, chunk_rows=chunk_rows, report=report, limits=limits)
+    for frame in frames:
         stats.add(frame)
     elapsed = time.perf_counter() - started
     return {
