@@ -152,6 +152,17 @@ EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 STEWARD_BASE_URL = os.environ.get("STEWARD_BASE_URL", "http://127.0.0.1:8000")
 STEWARD_MAX_UPLOAD_BYTES = int(os.environ.get("STEWARD_MAX_UPLOAD_BYTES", 1024**3))
 STEWARD_QUALITY_GATE_TOLERANCE = float(os.environ.get("STEWARD_QUALITY_GATE_TOLERANCE", "0.01"))
+# Bounds on reading a stored dataset file (profiling, and the pipeline reading the same files), so
+# a file small on disk cannot exhaust a worker: the longest line or JSON record; what a gzip/zip
+# may decompress to (or a Parquet file decode to), absolute and as a multiple of its size on disk
+# (the multiple is checked beyond 64 MiB only); zip members; profiling's wall-clock seconds.
+STEWARD_PROFILE_MAX_LINE_BYTES = int(os.environ.get("STEWARD_PROFILE_MAX_LINE_BYTES", 16 * 1024**2))
+STEWARD_PROFILE_MAX_DECOMPRESSED_BYTES = int(
+    os.environ.get("STEWARD_PROFILE_MAX_DECOMPRESSED_BYTES", 4 * 1024**3)
+)
+STEWARD_PROFILE_MAX_RATIO = float(os.environ.get("STEWARD_PROFILE_MAX_RATIO", "100"))
+STEWARD_PROFILE_MAX_ZIP_MEMBERS = int(os.environ.get("STEWARD_PROFILE_MAX_ZIP_MEMBERS", "1000"))
+STEWARD_PROFILE_MAX_SECONDS = float(os.environ.get("STEWARD_PROFILE_MAX_SECONDS", "1800"))
 # The torch device of a worker's pipeline jobs: auto (a CUDA GPU when the host has one), cpu,
 # cuda or cuda:N. Set per worker host; a value the host cannot honour fails runs with the reason.
 STEWARD_PIPELINE_DEVICE = os.environ.get("STEWARD_PIPELINE_DEVICE", "auto")

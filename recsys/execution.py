@@ -177,11 +177,15 @@ def _read(version, *, kind: str):
     import pandas as pd
 
     from governance import profiling
+    from governance.read_limits import dataset_read_limits
 
     path = default_storage.path(version.file.name)
+    limits = dataset_read_limits(timed=False)  # the same bounds as profiling, but for the time
     if version.format == "chorus-products":
-        return pd.concat(list(profiling.read_chorus_products(path)), ignore_index=True)
-    return pd.concat(list(profiling.iter_frames(path, fmt=version.format)), ignore_index=True)
+        frames = profiling.read_chorus_products(path, limits=limits)
+    else:
+        frames = profiling.iter_frames(path, fmt=version.format, limits=limits)
+    return pd.concat(list(frames), ignore_index=True)
 
 
 # --- the shared steps -------------------------------------------------------------------------

@@ -245,6 +245,7 @@ def dataset_versions_profile_sweep(*, stuck_after_minutes: int = 120) -> dict[st
 
 def _run_profile(version: DatasetVersion) -> tuple[dict | None, str]:
     from governance import profiling
+    from governance.read_limits import dataset_read_limits
 
     contract = profiling.SchemaContract.from_dict(version.asset.schema_contract or None)
     try:
@@ -254,7 +255,10 @@ def _run_profile(version: DatasetVersion) -> tuple[dict | None, str]:
         if version.format == UNKNOWN_FORMAT:  # say what the content is instead
             with open(path, "rb") as handle:
                 profiling.detect_format(version.original_name, handle.read(8192))
-        return profiling.profile_file(path, fmt=version.format, contract=contract), ""
+        limits = dataset_read_limits()
+        return profiling.profile_file(
+            path, fmt=version.format, contract=contract, limits=limits
+        ), ""
     except profiling.DatasetReadError as exc:
         return None, exc.message
     except FileNotFoundError:
