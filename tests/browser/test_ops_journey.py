@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(tra
 def demo_pipeline_with_tiny_model(settings, *, seed: int) -> Pipeline:
     """The demo organization, its "product-search" pipeline training a tiny model (built from
     a config with `seed`) for a few steps so that a run takes seconds."""
-    call_command("seed_demo", "--quiet-logins")
+    call_command("seed_demo", "--quiet-logins", "--i-know-this-is-a-demo")
     pipeline = Pipeline.objects.get(slug="product-search")
     model = tiny_encoder(str(settings.ARTIFACT_ROOT / "test-models"), seed=seed)
     pipeline.default_parameters = {
