@@ -172,6 +172,12 @@ def test_ops_retrains_activates_and_rolls_back(
     assert f"Index v{new_index.pk} is now served." in page.locator(".messages").inner_text()
     assert f"index v{new_index.pk}" in page.locator("#serving").inner_text()
     screenshot(page, "ops-06-activated")
+    # The rollback asks first (data-confirm, static/js/steward.js): dismissed, nothing is sent.
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.click(f"button:has-text('Roll back to v{baseline.pk}')")
+    assert asked == [f"Serve index v{baseline.pk} again?"]
+    assert ActiveIndex.objects.get(pipeline=pipeline).index_id == new_index.pk
     page.once("dialog", lambda dialog: dialog.accept())
     page.click(f"button:has-text('Roll back to v{baseline.pk}')")
     assert "Rolled back" in page.locator(".messages").inner_text()

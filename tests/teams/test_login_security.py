@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
@@ -67,6 +66,8 @@ def test_the_lockout_is_per_username_and_address_and_ends_after_the_cool_off(cli
     client.logout()
 
     # After the cool-off the account logs in again from the locked address.
+    from axes.models import AccessAttempt
+
     AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=16))
     assert post_login(client, "victim", PASSWORD).status_code == 302
     assert logged_in(client)
