@@ -271,6 +271,9 @@ REST_FRAMEWORK = {
         "user": os.environ.get("STEWARD_API_RATE_USER", "1200/minute") or None,
         "anon": os.environ.get("STEWARD_API_RATE_ANON", "60/minute") or None,
     },
+    # How many proxies in front of Steward append to X-Forwarded-For (the anonymous client's
+    # address is the one they saw); 0: REMOTE_ADDR, and a client-sent header is ignored.
+    "NUM_PROXIES": int(os.environ.get("STEWARD_API_NUM_PROXIES", "0")),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Steward API",

@@ -42,6 +42,9 @@ def pytest_configure(config):
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"user": None, "anon": None},
     }
+    from rest_framework.settings import api_settings
+
+    api_settings.reload()  # importing DRF's test client has read the settings already
 
 
 @dataclass

@@ -124,6 +124,32 @@ def test_a_token_client_over_its_rate_gets_429_with_a_message(settings):
     cache.clear()
 
 
+@pytest.mark.django_db
+def test_anonymous_clients_are_throttled_per_address_whatever_x_forwarded_for_says(settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"user": None, "anon": "2/minute"},
+    }
+    cache.clear()
+    client = APIClient()
+    statuses = [
+        client.get(
+            "/api/schema/", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}", REMOTE_ADDR="10.0.0.7"
+        ).status_code
+        for i in range(3)
+    ]
+    assert statuses == [200, 200, 429]
+    assert client.get("/api/schema/", REMOTE_ADDR="10.0.0.8").status_code == 200
+    cache.clear()
+
+
+def test_the_suite_itself_is_not_throttled():
+    """tests/conftest.py turns the throttles off (the suite makes many API calls a minute)."""
+    from rest_framework.settings import api_settings
+
+    assert api_settings.DEFAULT_THROTTLE_RATES == {"user": None, "anon": None}
+
+
 # --- passwords ------------------------------------------------------------------------------------
 
 
