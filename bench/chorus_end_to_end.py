@@ -46,7 +46,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    call_command("seed_demo", "--quiet-logins")
+    call_command("seed_demo", "--quiet-logins", "--i-know-this-is-a-demo")
     result = run(args)
     print(json.dumps(result, indent=2))
     print_table(result)

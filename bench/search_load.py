@@ -300,6 +300,12 @@ def server_env(db_dir: Path) -> dict:
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_VERBOSITY="error",
         LOG_LEVEL="INFO",
+        # gunicorn on plain HTTP over loopback, measured without the API throttle
+        SECURE_SSL_REDIRECT="0",
+        SECURE_COOKIES="0",
+        SECURE_HSTS_SECONDS="0",
+        STEWARD_API_RATE_USER="",
+        STEWARD_API_RATE_ANON="",
     )
     return env
 
@@ -321,7 +327,7 @@ def setup_database(env: dict, artifact: Path, max_length: int) -> tuple[str, int
     from teams.demo import DEMO_ADMIN
 
     call_command("migrate", verbosity=0)
-    call_command("seed_demo", "--quiet-logins", stdout=io.StringIO())
+    call_command("seed_demo", "--quiet-logins", "--i-know-this-is-a-demo", stdout=io.StringIO())
     admin = get_user_model().objects.get(username=DEMO_ADMIN)
     token, _created = Token.objects.get_or_create(user=admin)
     pipeline = Pipeline.objects.get(slug="product-search")

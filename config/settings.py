@@ -6,6 +6,7 @@ CELERY_BROKER_URL (redis:// or amqp://).
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -38,7 +39,8 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     SECRET_KEY = "insecure-dev-only-key-set-SECRET_KEY-in-production"  # noqa: S105
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+# The test runner adds Django's test client host ("testserver") itself.
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
@@ -54,6 +56,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    "axes",
+    "csp",
     "teams",
     "governance",
     "recsys",
@@ -67,7 +71,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "governance.audit.CorrelationIdMiddleware",
+    # Last: turns a refused (locked-out) login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -117,6 +124,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username + address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -124,8 +133,13 @@ ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row; anonymous users g
 GUARDIAN_RAISE_403 = False
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": int(os.environ.get("STEWARD_PASSWORD_MIN_LENGTH", "10"))},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 LOGIN_URL = "login"
@@ -172,8 +186,57 @@ STEWARD_SEARCH_PIPELINE = os.environ.get("STEWARD_SEARCH_PIPELINE", "product-sea
 STEWARD_ACTIVE_CHECK_SECONDS = float(os.environ.get("STEWARD_ACTIVE_CHECK_SECONDS", "2"))
 STEWARD_SERVING_THREADS = int(os.environ.get("STEWARD_SERVING_THREADS", "1"))
 
-SESSION_COOKIE_SECURE = not DEBUG and env_bool("SECURE_COOKIES", False)
+# --- Security: HTTPS, cookies, login lockout, Content Security Policy ----------------------------
+# Secure by default when DEBUG is off (`manage.py check --deploy` is clean); `make run` and the
+# test suite serve plain HTTP on localhost and turn the HTTPS settings off explicitly.
+# Behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https (only
+# when the proxy always sets or overwrites that header).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+_proxy_ssl_header = env_list("SECURE_PROXY_SSL_HEADER", "")
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2:
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER is 'HEADER,value', e.g. 'HTTP_X_FORWARDED_PROTO,https'."
+        )
+    SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header[0], _proxy_ssl_header[1])
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+# Login throttling (django-axes): after STEWARD_LOGIN_FAILURE_LIMIT wrong passwords for one
+# username from one address, logins of that username from that address are refused (the right
+# password too) for STEWARD_LOGIN_COOLOFF_MINUTES; a successful login resets the count.
+# `manage.py axes_reset_username <name>` unlocks early. Behind a proxy every client has the
+# proxy's address (REMOTE_ADDR), so the lockout is then per username.
+AXES_ENABLED = env_bool("STEWARD_LOGIN_LOCKOUT", True)
+AXES_FAILURE_LIMIT = int(os.environ.get("STEWARD_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("STEWARD_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit trail
+
+# Content Security Policy (django-csp): everything from this origin, no inline scripts, inline
+# event handlers or inline styles (the UI's JavaScript and CSS are static files).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- Celery -----------------------------------------------------------------
 CELERY_BROKER_DIR = VAR_DIR / "celery-broker"
@@ -209,6 +272,19 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "teams.api.errors.exception_handler",
+    # Per client: an authenticated user (token or session) or, anonymous, an address. Counts live
+    # in Django's cache (per process unless CACHES names a shared one). An empty rate: no limit.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "teams.api.throttling.UserRateThrottle",
+        "teams.api.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": os.environ.get("STEWARD_API_RATE_USER", "1200/minute") or None,
+        "anon": os.environ.get("STEWARD_API_RATE_ANON", "60/minute") or None,
+    },
+    # How many proxies in front of Steward append to X-Forwarded-For (the anonymous client's
+    # address is the one they saw); 0: REMOTE_ADDR, and a client-sent header is ignored.
+    "NUM_PROXIES": int(os.environ.get("STEWARD_API_NUM_PROXIES", "0")),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Steward API",
@@ -235,4 +311,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # django-axes logs every login at INFO; lockouts are warnings (and audit events).
+    "loggers": {"axes": {"level": "WARNING"}},
 }

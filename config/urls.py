@@ -1,11 +1,17 @@
 """Root URLs: the UI of each app, the REST API under /api/v1/, the schema and its docs."""
 
+from csp.constants import UNSAFE_INLINE as CSP_UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
 
 from teams.views import (
     DemoAwareLoginView,
@@ -35,8 +41,16 @@ urlpatterns = [
     ),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    # ReDoc styles itself with inline <style> elements (styled-components) and parses the schema
+    # in a blob: worker: allowed on this page only.
+    path(
+        "api/redoc/",
+        csp_update({"style-src": [CSP_UNSAFE_INLINE], "worker-src": ["'self'", "blob:"]})(
+            SpectacularRedocView.as_view(url_name="api-schema")
+        ),
+        name="api-redoc",
+    ),
 ]
 
 if settings.DEBUG:

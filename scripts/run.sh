@@ -7,13 +7,17 @@ BIN=.venv/bin
 export DEBUG="${DEBUG:-1}"
 export SECRET_KEY="${SECRET_KEY:-dev-only-$(hostname)-not-for-production}"
 export HF_HUB_OFFLINE=1
+# Plain HTTP on this machine: the production HTTPS defaults (secure cookies, redirect to HTTPS,
+# HSTS) are off, even with DEBUG=0.
+export SECURE_SSL_REDIRECT="${SECURE_SSL_REDIRECT:-0}" SECURE_COOKIES="${SECURE_COOKIES:-0}"
+export SECURE_HSTS_SECONDS="${SECURE_HSTS_SECONDS:-0}"
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
 
 echo "==> Migrating the database"
 $BIN/python manage.py migrate --noinput -v0
 echo "==> Loading the demo organization"
-$BIN/python manage.py seed_demo --quiet-logins
+$BIN/python manage.py seed_demo --quiet-logins --i-know-this-is-a-demo
 # The demo data, approved, trained and served (skipped when already done; DEMO_DATA=PATH loads a
 # real set, see docs/demo-data.md). A failure is reported but the product still starts, so the
 # failed run's page and log can be looked at.

@@ -19,12 +19,32 @@ from tests.factories import PASSWORD, UserFactory
 
 ROLES = ["lead", "steward", "engineer", "ops", "viewer"]
 
+# The suite serves plain HTTP (test client, live servers, the servers tests start as
+# subprocesses): the production HTTPS defaults are turned off here, for those processes too.
+TEST_HTTP_ENV = {"SECURE_SSL_REDIRECT": "0", "SECURE_COOKIES": "0", "SECURE_HSTS_SECONDS": "0"}
+for _name, _value in TEST_HTTP_ENV.items():
+    os.environ.setdefault(_name, _value)
+
 
 def pytest_configure(config):
     from django.conf import settings
 
     # Tests log in many users; the production hasher's cost is not what they test.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.SECURE_SSL_REDIRECT = False
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    settings.SECURE_HSTS_SECONDS = 0
+    # Login lockout needs a request, which the test client's login() does not pass: it is on in
+    # the tests of the lockout and in the browser journeys (tests/browser/conftest.py).
+    settings.AXES_ENABLED = False
+    # The suite makes many API calls; the throttles have their own tests.
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"user": None, "anon": None},
+    }
+    from rest_framework.settings import api_settings
+
+    api_settings.reload()  # importing DRF's test client has read the settings already
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """Headless Chromium (Debian's /usr/bin/chromium) driven by Playwright against a live server.
 
-Without a browser the journeys skip with the reason, except under CI, where they fail."""
+Without a browser the journeys skip with the reason, except under CI, where they fail. Every
+journey runs with the production login lockout on and fails when a page it opened violated the
+Content Security Policy (an inline script, handler or style the policy blocked)."""
 
 import os
 from pathlib import Path
@@ -22,7 +24,7 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def chromium():
+def chromium_browser():
     reason = os.environ.get("STEWARD_BROWSER_UNAVAILABLE", "")
     if not reason and not Path(CHROMIUM).exists():
         reason = f"{CHROMIUM} not found (scripts/install_browser.sh installs it)"
@@ -38,6 +40,52 @@ def chromium():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+# Registered in every page before its own scripts: each CSP violation is reported to Python.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__stewardCspViolation({
+    directive: e.violatedDirective, blocked: e.blockedURI, source: e.sourceFile,
+    line: e.lineNumber, sample: e.sample, page: e.documentURI,
+  });
+});
+"""
+
+
+class CspWatchingBrowser:
+    """The session's browser; each context it opens records the CSP violations of its pages
+    (the `securitypolicyviolation` events, and the browser's console reports of them)."""
+
+    def __init__(self, browser):
+        self._browser = browser
+        self.violations: list = []
+
+    def new_context(self, **kwargs):
+        context = self._browser.new_context(**kwargs)
+        context.expose_binding(
+            "__stewardCspViolation", lambda _source, violation: self.violations.append(violation)
+        )
+        context.add_init_script(CSP_LISTENER)
+        context.on("console", self._console)
+        return context
+
+    def _console(self, message):
+        if "Content Security Policy" in message.text:
+            self.violations.append({"console": message.text})
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+
+@pytest.fixture
+def chromium(chromium_browser, settings):
+    """The browser of one journey: the login lockout on (as in production), and no CSP
+    violation on any page the journey opened (checked when it ends)."""
+    settings.AXES_ENABLED = True
+    browser = CspWatchingBrowser(chromium_browser)
+    yield browser
+    assert not browser.violations, f"Content Security Policy violations: {browser.violations}"
 
 
 @pytest.fixture

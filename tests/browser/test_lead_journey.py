@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_team_lead_builds_team_and_assigns_accountable(chromium, live_server, screenshot):
-    call_command("seed_demo", "--quiet-logins")
+    call_command("seed_demo", "--quiet-logins", "--i-know-this-is-a-demo")
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     page = log_in(context, live_server.url, "ops.lead", DEMO_PASSWORD)
 

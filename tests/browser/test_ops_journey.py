@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(tra
 def demo_pipeline_with_tiny_model(settings, *, seed: int) -> Pipeline:
     """The demo organization, its "product-search" pipeline training a tiny model (built from
     a config with `seed`) for a few steps so that a run takes seconds."""
-    call_command("seed_demo", "--quiet-logins")
+    call_command("seed_demo", "--quiet-logins", "--i-know-this-is-a-demo")
     pipeline = Pipeline.objects.get(slug="product-search")
     model = tiny_encoder(str(settings.ARTIFACT_ROOT / "test-models"), seed=seed)
     pipeline.default_parameters = {
@@ -172,6 +172,12 @@ def test_ops_retrains_activates_and_rolls_back(
     assert f"Index v{new_index.pk} is now served." in page.locator(".messages").inner_text()
     assert f"index v{new_index.pk}" in page.locator("#serving").inner_text()
     screenshot(page, "ops-06-activated")
+    # The rollback asks first (data-confirm, static/js/steward.js): dismissed, nothing is sent.
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.click(f"button:has-text('Roll back to v{baseline.pk}')")
+    assert asked == [f"Serve index v{baseline.pk} again?"]
+    assert ActiveIndex.objects.get(pipeline=pipeline).index_id == new_index.pk
     page.once("dialog", lambda dialog: dialog.accept())
     page.click(f"button:has-text('Roll back to v{baseline.pk}')")
     assert "Rolled back" in page.locator(".messages").inner_text()

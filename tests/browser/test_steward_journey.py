@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_steward_reviews_inbox_and_handles_incident(chromium, live_server, screenshot):
     # Uploads stay under the real MEDIA_ROOT: they are committed, so the session's worker may
     # profile them too, and it reads files from there.
-    call_command("seed_demo", "--quiet-logins")
+    call_command("seed_demo", "--quiet-logins", "--i-know-this-is-a-demo")
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     page = log_in(context, live_server.url, "catalog.steward", DEMO_PASSWORD)
 

@@ -7,7 +7,7 @@ from io import StringIO
 import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from governance.audit import verify_chain
 from governance.models import AuditEvent, DataAsset
@@ -23,7 +23,7 @@ TEAM_SLUGS = ["catalog-data", "behaviour-analytics", "relevance-ml", "search-ops
 
 def seed(*args) -> str:
     out = StringIO()
-    call_command("seed_demo", *args, stdout=out)
+    call_command("seed_demo", "--i-know-this-is-a-demo", *args, stdout=out)
     return out.getvalue()
 
 
@@ -152,6 +152,22 @@ def test_seed_demo_twice_changes_nothing(db):
     assert "Demo organization ready: 5 teams, 21 memberships" in output
     assert f"password for all: {DEMO_PASSWORD}" in output
     assert "org.head" in output and "ops.viewer" in output
+
+
+def test_seed_demo_refuses_the_public_demo_password_with_debug_off(db, settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError) as info:
+        call_command("seed_demo", "--quiet-logins", stdout=StringIO())
+    message = str(info.value)
+    assert "DEBUG is off" in message and DEMO_PASSWORD in message
+    assert "--i-know-this-is-a-demo" in message
+    assert not User.objects.exists() and not Team.objects.exists()
+
+
+def test_seed_demo_with_debug_on_needs_no_flag(db, settings):
+    settings.DEBUG = True
+    call_command("seed_demo", "--quiet-logins", stdout=StringIO())
+    assert User.objects.get(username="admin").check_password(DEMO_PASSWORD)
 
 
 def test_verify_audit_passes_after_seed_demo(db):

@@ -39,7 +39,7 @@ needs_chorus = pytest.mark.skipif(
 
 
 def _seed() -> None:
-    call_command("seed_demo", quiet_logins=True, stdout=io.StringIO())
+    call_command("seed_demo", quiet_logins=True, i_know_this_is_a_demo=True, stdout=io.StringIO())
 
 
 def _load(**options) -> str:

@@ -1,7 +1,10 @@
-"""python manage.py seed_demo: the demo organization, idempotent (a second run changes nothing)."""
+"""python manage.py seed_demo: the demo organization, idempotent (a second run changes nothing).
 
+Its users share a public password, so with DEBUG off it refuses unless --i-know-this-is-a-demo."""
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from governance.choices import AssetKind, Classification
@@ -81,9 +84,24 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--quiet-logins", action="store_true", help="Do not print the logins.")
+        parser.add_argument(
+            "--i-know-this-is-a-demo",
+            action="store_true",
+            dest="i_know_this_is_a_demo",
+            help="Create the demo users (public password) even with DEBUG off.",
+        )
+
+    def handle(self, *args, **options):
+        if not settings.DEBUG and not options["i_know_this_is_a_demo"]:
+            raise CommandError(
+                "seed_demo creates demo users (an admin among them) whose password "
+                f"'{DEMO_PASSWORD}' is public, and DEBUG is off: refusing. On a demo or test "
+                "installation that nobody else can reach, run it with --i-know-this-is-a-demo."
+            )
+        self._seed(**options)
 
     @transaction.atomic
-    def handle(self, *args, **options):
+    def _seed(self, **options):
         admin = self._user(DEMO_ADMIN, superuser=True)
         root_slug, root_name, root_description = DEMO_ROOT
         root = Team.objects.filter(slug=root_slug).first() or services.team_create(
