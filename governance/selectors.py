@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet, Value
 from django.utils import timezone
 
 from governance.choices import ApprovalState, IncidentStatus, ProfileStatus, VersionStatus
+from governance.deciders import can_decide_annotation, decidable_by
 from governance.models import (
     ApprovalRequest,
     AuditEvent,
@@ -22,7 +23,7 @@ from governance.sla import version_sla_results
 from teams import permissions as team_perms
 from teams.choices import RaciKind
 from teams.errors import NotFoundError
-from teams.models import Membership, Responsibility
+from teams.models import Responsibility
 
 
 def _visible_teams(user):
@@ -98,27 +99,14 @@ def requests_for_subject(subject) -> list[ApprovalRequest]:
     )
 
 
-def _approver_filter(user) -> Q | None:
-    q = None
-    for team_id, role in Membership.objects.filter(user=user).values_list("team_id", "role"):
-        part = Q(requirements__team_id=team_id, requirements__approver_roles__contains=f",{role},")
-        q = part if q is None else q | part
-    return q
-
-
 def approval_inbox_for_user(*, user) -> QuerySet[ApprovalRequest]:
-    """Pending requests the user may decide (not their own, not yet decided by them), oldest
-    first, with the subject and its context prefetched."""
-    q = _approver_filter(user)
-    if q is None:
-        return ApprovalRequest.objects.none()
-    ids = (
-        ApprovalRequest.objects.filter(q, state=ApprovalState.PENDING)
-        .exclude(requester=user)
-        .exclude(decisions__approver=user)
-        .values("pk")
+    """Pending requests the user may decide now (governance.deciders: the rule the decision
+    itself checks), oldest first, with the subject and its context prefetched."""
+    return (
+        _with_context(ApprovalRequest.objects.filter(decidable_by(user)))
+        .annotate(can_decide=Value(True))
+        .order_by("created_at", "id")
     )
-    return _with_context(ApprovalRequest.objects.filter(pk__in=ids)).order_by("created_at", "id")
 
 
 def _with_context(qs: QuerySet[ApprovalRequest]) -> QuerySet[ApprovalRequest]:
@@ -170,10 +158,12 @@ def with_sla_now(version: DatasetVersion) -> DatasetVersion:
 
 
 def approvals_visible_to(*, user) -> QuerySet[ApprovalRequest]:
-    """Requests that need a team the user can see."""
+    """Requests that need a team the user can see, each with `can_decide` (may the user decide
+    it now: governance.deciders)."""
     ids = ApprovalRequest.objects.filter(requirements__team__in=_visible_teams(user)).values("pk")
     return (
         ApprovalRequest.objects.filter(pk__in=ids)
+        .annotate(can_decide=can_decide_annotation(user))
         .select_related("requester", "subject_type")
         .prefetch_related(
             "requirements__team",

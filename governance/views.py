@@ -21,6 +21,7 @@ from governance.constants import (
     DEFAULT_QUORUM,
     INBOX_PAGE_SIZE,
 )
+from governance.deciders import decide_check
 from governance.forms import (
     ApprovalPolicyForm,
     AssetEditForm,
@@ -31,7 +32,7 @@ from governance.forms import (
     ReasonForm,
     VersionUploadForm,
 )
-from governance.services.approvals import default_approver_roles, eligible_approvers
+from governance.services.approvals import default_approver_roles
 from governance.services.versions import max_upload_bytes
 from teams.errors import ApplicationError
 
@@ -240,15 +241,16 @@ class VersionDetailView(VersionMixin, TemplateView):
         user, version = self.request.user, selectors.with_sla_now(self.version)
         requests = selectors.requests_for_subject(version)
         pending = next((r for r in requests if r.state == "pending"), None)
-        approvers = eligible_approvers(pending) if pending else []
+        decide = decide_check(user, pending) if pending else None
         return super().get_context_data(
             version=version,
             asset=version.asset,
             requests=requests,
             pending=pending,
-            can_decide=pending is not None
-            and user in approvers
-            and not any(d.approver_id == user.pk for d in pending.decisions.all()),
+            can_decide=bool(decide),
+            # Why the user may not decide, when it is the four-eyes rule (they produced or
+            # asked for this version); other refusals need no explanation here.
+            decide_refusal=decide.reason if decide is not None and decide.excluded else "",
             can_submit=version.status == VersionStatus.DRAFT
             and version.profile_status == ProfileStatus.SUCCEEDED
             and permissions.can_upload(user, version.asset),

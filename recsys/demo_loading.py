@@ -40,6 +40,7 @@ from config.celery import QUEUES, worker_argv
 from data import demo_generator as gen
 from governance import services as gov
 from governance.choices import ApprovalKind, ApprovalState, ProfileStatus, VersionStatus
+from governance.deciders import excluded_persons
 from governance.models import ApprovalRequest, DataAsset, DatasetVersion, Decision
 from recsys import services
 from recsys.choices import TERMINAL_RUN_STATES, IndexStatus, RunKind, RunState
@@ -463,7 +464,7 @@ def _approve_as_demo(request: ApprovalRequest, *, subject: str, prefer, say: Say
                 requirement.team,
                 roles,
                 prefer=prefer,
-                exclude=[request.requester_id],
+                exclude=list(excluded_persons(request)),
                 exclude_query=decided,
             )
             if approver is None:

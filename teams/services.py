@@ -6,6 +6,8 @@ changed object. Side effects (e-mail) leave only after commit.
 
 from __future__ import annotations
 
+import logging
+import re
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
@@ -21,6 +23,8 @@ from teams.constants import MAX_TEAM_DEPTH
 from teams.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from teams.models import Membership, Notification, Responsibility, Team
 from teams.queueing import enqueue_on_commit
+
+logger = logging.getLogger(__name__)
 
 User = get_user_model()
 _UNSET = object()
@@ -550,12 +554,23 @@ def _responsibility_delete(*, actor, responsibility: Responsibility, reason: str
 # --- notifications -----------------------------------------------------------------------------
 
 
+# Control characters (line breaks above all: Django refuses a header holding one) and the
+# Unicode line and paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """`text` as a single header-safe line: control characters become spaces, runs of spaces
+    one. A subject names teams and assets, whose names may hold a newline."""
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
 def notification_send(*, recipient, subject: str, body: str = "", link: str = "") -> Notification:
     """An in-app notification; its e-mail copy is sent by a worker after commit."""
     from teams.tasks import notification_email_send_task
 
     notification = Notification.objects.create(
-        recipient=recipient, subject=subject[:200], body=body, link=link
+        recipient=recipient, subject=one_line(subject)[:200], body=body, link=link
     )
     enqueue_on_commit(notification_email_send_task, notification.id)
     return notification
@@ -578,7 +593,7 @@ def notification_email_send(*, notification_id: int) -> bool:
         if notification.recipient.email:
             link = f"{settings.STEWARD_BASE_URL}{notification.link}" if notification.link else ""
             send_mail(
-                subject=f"[Steward] {notification.subject}",
+                subject=f"[Steward] {one_line(notification.subject)}",
                 message=f"{notification.body}\n\n{link}".strip(),
                 from_email=None,
                 recipient_list=[notification.recipient.email],
@@ -595,12 +610,19 @@ def notification_email_send(*, notification_id: int) -> bool:
 
 
 def notifications_deliver_pending(*, older_than_seconds: int = 120) -> int:
-    """Send e-mail copies that were missed (e.g. the broker was down at commit time)."""
+    """Send e-mail copies that were missed (e.g. the broker was down at commit time). Each is
+    sent on its own: one that fails is logged and stays pending for the next sweep, and the
+    others are still sent."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     pending = Notification.objects.filter(emailed_at__isnull=True, created_at__lt=cutoff)
     sent = 0
     for notification_id in pending.values_list("id", flat=True)[:500]:
-        sent += notification_email_send(notification_id=notification_id)
+        try:
+            sent += notification_email_send(notification_id=notification_id)
+        except Exception:  # a bad address, a refusing server...: the others still go out
+            logger.exception(
+                "could not e-mail notification %s; the next sweep retries", notification_id
+            )
     return sent
 
 

@@ -167,6 +167,9 @@ class ApprovalRequestOutputSerializer(serializers.ModelSerializer):
     requester = serializers.SlugRelatedField(slug_field="username", read_only=True)
     requirements = serializers.SerializerMethodField()
     decisions = DecisionOutputSerializer(many=True, read_only=True)
+    can_decide = serializers.BooleanField(
+        read_only=True, help_text="Whether the caller may decide this request now."
+    )
 
     class Meta:
         model = ApprovalRequest
@@ -186,6 +189,7 @@ class ApprovalRequestOutputSerializer(serializers.ModelSerializer):
             "escalation_level",
             "requirements",
             "decisions",
+            "can_decide",
         ]
 
     def get_requirements(self, obj) -> list[dict]:  # prefetched by the selector

@@ -1,8 +1,9 @@
-"""The generic approval engine: dataset versions now, pipeline runs and index activation later.
+"""The generic approval engine: dataset versions, pipeline runs and index activations.
 
 A request needs the approval of every required team (quorum and approver roles from each team's
-policy, snapshotted at request time). Decisions are row-locked transitions; the requester never
-approves their own request; a changed subject (content hash) invalidates the request.
+policy, snapshotted at request time). Decisions are row-locked transitions; who may decide is
+one rule (governance/deciders.py: never whoever asked for or produced the subject); a changed
+subject (content hash) invalidates the request.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from governance.constants import (
     DEFAULT_APPROVER_ROLES_BY_KIND,
     DEFAULT_QUORUM,
 )
+from governance.deciders import decide_check, eligible_approvers
 from governance.models import ApprovalPolicy, ApprovalRequest, ApprovalRequirement, Decision
 from governance.transitions import InvalidTransitionError, assert_transition
 from teams.errors import PermissionDeniedError, ValidationError
-from teams.models import Membership
 from teams.services import notification_send
 
 User = get_user_model()
@@ -44,6 +45,10 @@ class SubjectHandler:
     on_closed: Callable  # (actor, subject, request) -> None: rejected, expired or cancelled
     link: Callable  # (subject) -> str, the subject's page
     latency_hours: Callable = lambda subject: None  # approval-latency SLA, hours
+    # Who produced the subject, so may not decide on it (four eyes): (lookup from `model` to a
+    # user, what they did), e.g. ("uploaded_by", "uploaded it"). Read by governance.deciders.
+    authors: tuple[tuple[str, str], ...] = ()
+    model: type | None = None  # the subject's model; needed when `authors` are given
 
 
 _handlers: dict[str, SubjectHandler] = {}
@@ -55,6 +60,10 @@ def register_subject_handler(handler: SubjectHandler) -> None:
 
 def handler_for(kind: str) -> SubjectHandler:
     return _handlers[kind]
+
+
+def registered_handlers() -> list[SubjectHandler]:
+    return list(_handlers.values())
 
 
 def _state(request: ApprovalRequest) -> dict:
@@ -111,19 +120,6 @@ def default_approver_roles(kind: str) -> list[str]:
     return DEFAULT_APPROVER_ROLES_BY_KIND.get(kind, DEFAULT_APPROVER_ROLES)
 
 
-def eligible_approvers(request: ApprovalRequest) -> list:
-    """Active users who may decide: approver roles of a required team, never the requester."""
-    users = {}
-    for requirement in request.requirements.all():
-        roles = [r for r in requirement.approver_roles.split(",") if r]
-        for membership in Membership.objects.filter(
-            team_id=requirement.team_id, role__in=roles, user__is_active=True
-        ).select_related("user"):
-            if membership.user_id != request.requester_id:
-                users[membership.user_id] = membership.user
-    return list(users.values())
-
-
 def _notify_approvers(*, request, subject, handler) -> None:
     for user in eligible_approvers(request):
         notification_send(
@@ -152,21 +148,8 @@ def _decide_locked(*, actor, request_id: int, verdict: str, comment: str):
     request = ApprovalRequest.objects.select_for_update().get(pk=request_id)
     if verdict not in Verdict.values:
         raise ValidationError("The verdict must be approve or reject.", field="verdict")
-    if request.state != ApprovalState.PENDING:
-        raise InvalidTransitionError(
-            f"This request is already {request.state}: it cannot be decided again."
-        )
-    if request.requester_id == actor.pk:
-        raise PermissionDeniedError("You cannot decide on your own request.")
-    eligible = _eligible_requirements(actor, request)
-    if not eligible:
-        raise PermissionDeniedError(
-            "You cannot decide on this request: it needs approvers of "
-            + ", ".join(r.team.name for r in request.requirements.select_related("team"))
-            + "."
-        )
-    if Decision.objects.filter(request=request, approver=actor).exists():
-        raise InvalidTransitionError("You have already decided on this request.")
+    check = decide_check(actor, request)
+    check.raise_if_refused()
     if verdict == Verdict.REJECT and not comment:
         raise ValidationError("A rejection needs a comment saying why.", field="comment")
     handler = handler_for(request.kind)
@@ -198,24 +181,13 @@ def _decide_locked(*, actor, request_id: int, verdict: str, comment: str):
     request = _record_decision(
         actor=actor,
         request=request,
-        requirement=eligible[0],
+        requirement=check.requirements[0],
         verdict=verdict,
         comment=comment,
         handler=handler,
         subject=subject,
     )
     return request, None
-
-
-def _eligible_requirements(actor, request) -> list[ApprovalRequirement]:
-    roles_by_team = dict(Membership.objects.filter(user=actor).values_list("team_id", "role"))
-    found = []
-    for requirement in request.requirements.select_related("team").order_by("id"):
-        role = roles_by_team.get(requirement.team_id)
-        if role and f",{role}," in requirement.approver_roles:
-            found.append(requirement)
-    # Count toward a team still short of its quorum first.
-    return sorted(found, key=lambda r: r.approvals >= r.quorum)
 
 
 _DECISION_VERBS = {Verdict.APPROVE: "approval.approved", Verdict.REJECT: "approval.rejected"}

@@ -442,6 +442,8 @@ DATASET_VERSION_HANDLER = SubjectHandler(
     on_approved=_on_approved,
     on_closed=_on_closed,
     link=lambda version: f"/governance/versions/{version.pk}/",
+    model=DatasetVersion,
+    authors=(("uploaded_by", "uploaded it"),),  # a derived version: the run's requester
     latency_hours=lambda version: getattr(
         getattr(version.asset, "sla", None), "approval_latency_hours", None
     ),

@@ -178,4 +178,9 @@ INDEX_HANDLER = SubjectHandler(
     on_approved=lambda actor, index, request: None,
     on_closed=_on_activation_closed,
     link=lambda index: f"/recsys/pipelines/{index.pipeline.slug}/#index-{index.pk}",
+    model=IndexVersion,
+    authors=(
+        ("run__requested_by", "requested the run that built it"),
+        ("model_version__run__requested_by", "requested the run that trained its model"),
+    ),
 )

@@ -213,6 +213,8 @@ RUN_HANDLER = SubjectHandler(
     on_approved=_on_approved,
     on_closed=_on_closed,
     link=lambda run: f"/recsys/runs/{run.pk}/",
+    model=PipelineRun,
+    authors=(("requested_by", "requested the run"),),
 )
 
 

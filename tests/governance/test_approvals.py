@@ -525,6 +525,39 @@ def test_approving_your_own_upload_is_refused(org):
     ) == ["alpha.lead"]
 
 
+def test_the_uploader_cannot_approve_a_version_someone_else_submitted(org):
+    # Four eyes: alpha.steward uploads a draft, alpha.lead submits it; the uploader is not the
+    # requester but still produced the file, so they may not decide on it.
+    version = services.dataset_version_upload(
+        actor=org.user("alpha.steward"),
+        asset=org.asset,
+        file=SimpleUploadedFile("catalog.csv", CSV),
+        name="catalog.csv",
+        submit=False,
+    )
+    services.dataset_version_profile(version_id=version.pk)
+    services.dataset_version_submit(actor=org.user("alpha.lead"), version=version)
+    request = request_of(version)
+    assert request.requester == org.user("alpha.lead")
+    state = snapshot(request)
+    for verdict, comment in (("approve", ""), ("reject", "oops")):
+        error = refused(
+            PermissionDeniedError,
+            ["You cannot decide on this request", "you uploaded it"],
+            lambda verdict=verdict, comment=comment: decide(
+                org, request, "alpha.steward", verdict, comment
+            ),
+        )
+        assert error.status_code == 403
+        assert snapshot(request) == state
+    # Neither the uploader nor the submitter was asked: nobody else may decide under the
+    # default policy, so nobody was notified.
+    assert not Notification.objects.filter(subject__startswith="Approval needed").exists()
+    newcomer = add_second_steward(org)
+    decide(org, request, newcomer.username)
+    assert DatasetVersion.objects.get(pk=version.pk).status == VersionStatus.APPROVED
+
+
 def test_approving_after_a_rejection_is_refused(org, pending):
     _version, request = pending
     decide(org, request, "alpha.steward", "reject", comment="bad prices")
