@@ -63,6 +63,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CSRF: refuses over-limit upload bodies with 413 before anything reads them.
+    "governance.uploads.UploadLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -151,6 +153,16 @@ EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 STEWARD_BASE_URL = os.environ.get("STEWARD_BASE_URL", "http://127.0.0.1:8000")
 STEWARD_MAX_UPLOAD_BYTES = int(os.environ.get("STEWARD_MAX_UPLOAD_BYTES", 1024**3))
+# Uploads: the limit is enforced while the body streams in (governance/uploads.py), by a handler
+# in front of Django's; what is received is kept in memory up to FILE_UPLOAD_MAX_MEMORY_SIZE,
+# beyond that in a temporary file under FILE_UPLOAD_TEMP_DIR (moved into MEDIA_ROOT once stored).
+FILE_UPLOAD_HANDLERS = [
+    "governance.uploads.UploadLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+FILE_UPLOAD_TEMP_DIR = str(Path(os.environ.get("FILE_UPLOAD_TEMP_DIR", VAR_DIR / "upload-tmp")))
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 STEWARD_QUALITY_GATE_TOLERANCE = float(os.environ.get("STEWARD_QUALITY_GATE_TOLERANCE", "0.01"))
 # The torch device of a worker's pipeline jobs: auto (a CUDA GPU when the host has one), cpu,
 # cuda or cuda:N. Set per worker host; a value the host cannot honour fails runs with the reason.
