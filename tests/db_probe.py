@@ -26,6 +26,7 @@ def require_sqlite() -> None:
 def database_writable_now() -> bool:
     """Take and release the write lock from a separate connection, waiting at most 0.2 s
     (SQLite only: see `database_is_sqlite`)."""
+    assert database_is_sqlite(), "the probe opens the database file with sqlite3"
     probe = sqlite3.connect(
         connection.settings_dict["NAME"], timeout=PROBE_TIMEOUT_S, isolation_level=None
     )

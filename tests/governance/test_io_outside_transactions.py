@@ -22,7 +22,7 @@ from governance.models import AuditEvent, DatasetVersion
 from teams import services as team_services
 from teams.models import Notification
 from tests.conftest import build_org
-from tests.db_probe import database_writable_now, require_sqlite
+from tests.db_probe import database_is_sqlite, database_writable_now, require_sqlite
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,7 +96,8 @@ class ProbingBackend(locmem.EmailBackend):
     failure: Exception | None = None
 
     def send_messages(self, messages):
-        ProbingBackend.probes.append(database_writable_now())
+        if database_is_sqlite():
+            ProbingBackend.probes.append(database_writable_now())
         if ProbingBackend.failure is not None:
             raise ProbingBackend.failure
         return super().send_messages(messages)
