@@ -5,7 +5,6 @@ import json
 from django import forms
 
 from governance.choices import Classification, Verdict
-from governance.constants import MAX_UPLOAD_BYTES_DEFAULT
 
 FORMAT_CHOICES = [
     ("", "Detect from the file name"),
@@ -34,10 +33,7 @@ def _json_object(raw: str | None, example: str) -> dict:
 
 
 class VersionUploadForm(forms.Form):
-    file = forms.FileField(
-        help_text="CSV, TSV, JSON lines, JSON array or Parquet; may be zipped or gzipped. "
-        f"At most {MAX_UPLOAD_BYTES_DEFAULT // 1024**2:,} MB unless configured otherwise."
-    )
+    file = forms.FileField()
     format = forms.ChoiceField(choices=FORMAT_CHOICES, required=False)
     note = forms.CharField(
         max_length=500,
@@ -48,6 +44,22 @@ class VersionUploadForm(forms.Form):
     submit = forms.BooleanField(
         required=False, initial=True, label="Submit for approval once profiled"
     )
+
+    def __init__(self, *args, **kwargs):
+        from governance.services.versions import max_upload_bytes
+        from governance.uploads import size_text, upload_too_large
+
+        super().__init__(*args, **kwargs)
+        limit = max_upload_bytes()
+        field = self.fields["file"]
+        field.help_text = (
+            "CSV, TSV, JSON lines, JSON array or Parquet; may be zipped or gzipped. "
+            f"At most {size_text(limit)}."
+        )
+        # upload.js refuses a larger file before sending it (the server refuses it anyway).
+        field.widget.attrs.update(
+            {"data-max-bytes": limit, "data-too-large": upload_too_large(limit).message}
+        )
 
 
 class DecisionForm(forms.Form):

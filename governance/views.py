@@ -33,7 +33,6 @@ from governance.forms import (
     VersionUploadForm,
 )
 from governance.services.approvals import default_approver_roles
-from governance.services.versions import max_upload_bytes
 from teams.errors import ApplicationError
 
 
@@ -95,13 +94,7 @@ class VersionUploadView(AssetMixin, View):
 
     def post(self, request, slug):
         self._require()
-        limit = max_upload_bytes()
-        if int(request.META.get("CONTENT_LENGTH") or 0) > limit + 1024**2:
-            # Refused before Django reads the body: nothing is received, nothing stored.
-            form = VersionUploadForm(initial={"submit": True})
-            return self._render(
-                form, status=400, error=f"The upload is over the limit of {limit:,} bytes."
-            )
+        # An over-limit body never gets here: UploadLimitMiddleware answers it with 413.
         form = VersionUploadForm(request.POST, request.FILES)
         if form.is_valid():
             upload = form.cleaned_data["file"]
@@ -133,11 +126,11 @@ class VersionUploadView(AssetMixin, View):
                 f"leads of {self.asset.owning_team.name} can."
             )
 
-    def _render(self, form, status=200, error=""):
+    def _render(self, form, status=200):
         return render(
             self.request,
             "governance/version_upload.html",
-            {"asset": self.asset, "form": form, "error": error},
+            {"asset": self.asset, "form": form},
             status=status,
         )
 

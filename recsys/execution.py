@@ -470,7 +470,8 @@ def _register_cleaned(run, source, catalog, workdir: Path, report: dict):
 
     path = workdir / "work" / "catalog.clean.csv"
     catalog.to_csv(path, index=False)
-    with path.open("rb") as handle, transaction.atomic():
+    # No transaction around it: the service stores the file first, then records it briefly.
+    with path.open("rb") as handle:
         version = dataset_version_register_derived(
             asset=source.asset,
             file=File(handle, name=path.name),

@@ -39,6 +39,12 @@ class NotFoundError(ApplicationError, Http404):
     status_code = 404
 
 
+class PayloadTooLargeError(ApplicationError):
+    """The request body is over a size limit (e.g. an upload over STEWARD_MAX_UPLOAD_BYTES)."""
+
+    status_code = 413
+
+
 class ConflictError(ApplicationError):
     """The operation needs a decision first (e.g. successors for accountable subjects)."""
 

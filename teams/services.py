@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import timedelta
+from functools import partial
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -577,10 +578,11 @@ def notification_send(*, recipient, subject: str, body: str = "", link: str = ""
 
 
 def notification_email_send(*, notification_id: int) -> bool:
-    """Send the e-mail copy once (idempotent: `emailed_at` guards redelivery)."""
-    from django.conf import settings
-    from django.core.mail import send_mail
+    """Send the e-mail copy once (idempotent: `emailed_at` guards redelivery).
 
+    A short transaction claims the notification (sets `emailed_at`); the mail goes out after it
+    commits, so the SMTP conversation (EMAIL_TIMEOUT) never holds a lock: on SQLite the
+    database's one write lock. A failed send releases the claim and raises, to be retried."""
     with transaction.atomic():
         notification = (
             Notification.objects.select_for_update(of=("self",))
@@ -590,14 +592,6 @@ def notification_email_send(*, notification_id: int) -> bool:
         )
         if notification is None or notification.emailed_at is not None:
             return False
-        if notification.recipient.email:
-            link = f"{settings.STEWARD_BASE_URL}{notification.link}" if notification.link else ""
-            send_mail(
-                subject=f"[Steward] {one_line(notification.subject)}",
-                message=f"{notification.body}\n\n{link}".strip(),
-                from_email=None,
-                recipient_list=[notification.recipient.email],
-            )
         notification.emailed_at = timezone.now()
         notification.save(update_fields=["emailed_at"])
         audit_record(
@@ -606,7 +600,34 @@ def notification_email_send(*, notification_id: int) -> bool:
             target=notification,
             after={"to": notification.recipient.email or "(no address)"},
         )
+        transaction.on_commit(partial(_notification_email_deliver, notification))
     return True
+
+
+def _notification_email_deliver(notification: Notification) -> None:
+    """The claimed notification's e-mail (after commit); on failure the claim is released."""
+    from django.conf import settings
+    from django.core.mail import send_mail
+
+    try:
+        if notification.recipient.email:
+            link = f"{settings.STEWARD_BASE_URL}{notification.link}" if notification.link else ""
+            send_mail(
+                subject=f"[Steward] {one_line(notification.subject)}",
+                message=f"{notification.body}\n\n{link}".strip(),
+                from_email=None,
+                recipient_list=[notification.recipient.email],
+            )
+    except Exception as exc:
+        with transaction.atomic():
+            Notification.objects.filter(pk=notification.pk).update(emailed_at=None)
+            audit_record(
+                actor=None,
+                verb="notification.email_failed",
+                target=notification,
+                after={"to": notification.recipient.email, "error": str(exc)[:500]},
+            )
+        raise
 
 
 def notifications_deliver_pending(*, older_than_seconds: int = 120) -> int:

@@ -84,7 +84,6 @@ def _check_format(name: str, fmt: str | None, head: bytes) -> str:
         return UNKNOWN_FORMAT
 
 
-@transaction.atomic
 def dataset_version_upload(
     *,
     actor,
@@ -98,7 +97,9 @@ def dataset_version_upload(
     """Store an uploaded file as a new draft version, then profile it on a worker.
 
     `file` is a Django File/UploadedFile (streamed in chunks, never read whole). With `submit`,
-    the version is submitted for approval as soon as its profile is ready.
+    the version is submitted for approval as soon as its profile is ready. The file is hashed
+    and stored before the short transaction that records it: slow I/O never holds a write lock
+    (on SQLite, the database's one write lock, which a worker's progress writes wait for).
     """
     permissions.require_upload(actor, asset)
     return _store_version(
@@ -114,7 +115,6 @@ def dataset_version_upload(
     )
 
 
-@transaction.atomic
 def dataset_version_register_derived(
     *, asset: DataAsset, file, name: str, fmt: str, uploader, note: str, run_key: str
 ) -> DatasetVersion:
@@ -151,11 +151,8 @@ def _store_version(*, actor, uploader, asset, file, name, fmt, note, submit, ver
     file.seek(0)
     for chunk in file.chunks(UPLOAD_CHUNK_BYTES):
         digest.update(chunk)
-    asset = DataAsset.objects.select_for_update().get(pk=asset.pk)
-    number = (asset.versions.aggregate(n=Max("number"))["n"] or 0) + 1
     version = DatasetVersion(
         asset=asset,
-        number=number,
         storage_key=uuid.uuid4().hex,
         original_name=name,
         format=fmt,
@@ -166,7 +163,23 @@ def _store_version(*, actor, uploader, asset, file, name, fmt, note, submit, ver
         submit_when_profiled=submit,
     )
     file.seek(0)
+    # Stored first, outside any transaction (a fresh storage key: no other version's folder).
     version.file.save(name, file, save=False)
+    try:
+        return _record_version(version, actor=actor, verb=verb)
+    except Exception:
+        version.file.delete(save=False)  # not recorded: nothing left behind
+        raise
+
+
+@transaction.atomic
+def _record_version(version: DatasetVersion, *, actor, verb: str) -> DatasetVersion:
+    """The short transaction that numbers and records a stored file as a new version."""
+    asset = DataAsset.objects.select_for_update().get(pk=version.asset_id)
+    if actor is not None:
+        permissions.require_upload(actor, asset)  # still allowed now that the file is stored
+    version.asset = asset
+    version.number = (asset.versions.aggregate(n=Max("number"))["n"] or 0) + 1
     version.save()
     audit_record(actor=actor, verb=verb, target=version, after=_version_state(version))
     from governance.tasks import dataset_version_profile_task

@@ -4,6 +4,8 @@ index for a one-click rollback. Both are audited."""
 
 from __future__ import annotations
 
+import os
+
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -97,16 +99,37 @@ def index_request_activation(*, actor, index: IndexVersion, reason: str = "") ->
     )
 
 
-@transaction.atomic
 def index_activate(*, actor, index: IndexVersion) -> ActiveIndex:
-    """Switch the pipeline's active pointer to `index` (approved, passes the gate, intact)."""
-    from recsys.pipelines.indexing import IndexChecksumError, verify_index
+    """Switch the pipeline's active pointer to `index` (approved, passes the gate, intact).
 
-    index = (
-        IndexVersion.objects.select_for_update(of=("self",))
-        .select_related("pipeline__owning_team")
-        .get(pk=index.pk)
-    )
+    The index's files are verified (every one hashed) before the short transaction that
+    switches the pointer, so no lock is held meanwhile (on SQLite the database's one write
+    lock); under its lock the switch re-checks the rules and that the files are unchanged."""
+    index = IndexVersion.objects.select_related("pipeline__owning_team").get(pk=index.pk)
+    _activation_check(actor, index)  # refusals come before the slow verification
+    verified = _verified_files(index)
+    with transaction.atomic():
+        index = (
+            IndexVersion.objects.select_for_update(of=("self",))
+            .select_related("pipeline__owning_team")
+            .get(pk=index.pk)
+        )
+        detail = _activation_check(actor, index)
+        if _file_stamps(index.path) != verified:
+            raise ValidationError(
+                f"Index v{index.pk} changed while it was verified; activate it again."
+            )
+        return _switch(
+            actor=actor,
+            pipeline=index.pipeline,
+            target=index,
+            verb="index.activated",
+            detail=detail,
+        )
+
+
+def _activation_check(actor, index: IndexVersion) -> str:
+    """Raises unless `actor` may serve `index` now; the quality gate's verdict otherwise."""
     permissions.require_run(actor, index.pipeline, "activate indexes of this pipeline")
     if index.status != IndexStatus.CANDIDATE:
         raise ValidationError(f"Index v{index.pk} is {index.status}.")
@@ -120,13 +143,30 @@ def index_activate(*, actor, index: IndexVersion) -> ActiveIndex:
     ok, detail = quality_gate(index)
     if not ok:
         raise ValidationError(f"The quality gate refuses index v{index.pk}: {detail}.")
+    return detail
+
+
+def _verified_files(index: IndexVersion) -> dict:
+    """Check the index's files against their checksums (slow: call outside a transaction); the
+    size and modification time of each, taken before, to compare with at the switch."""
+    from recsys.pipelines import indexing
+
     try:
-        verify_index(index.path)
-    except (IndexChecksumError, FileNotFoundError, OSError) as exc:
+        stamps = _file_stamps(index.path)
+        indexing.verify_index(index.path)
+    except (indexing.IndexChecksumError, OSError) as exc:
         raise ValidationError(f"Index v{index.pk} is damaged and cannot be served: {exc}") from None
-    return _switch(
-        actor=actor, pipeline=index.pipeline, target=index, verb="index.activated", detail=detail
-    )
+    return stamps
+
+
+def _file_stamps(path: str) -> dict | None:
+    try:
+        with os.scandir(path) as entries:
+            return {
+                e.name: (e.stat().st_size, e.stat().st_mtime_ns) for e in entries if e.is_file()
+            }
+    except OSError:
+        return None
 
 
 def _switch(*, actor, pipeline: Pipeline, target: IndexVersion, verb: str, detail: str):

@@ -4,8 +4,14 @@ document.addEventListener("DOMContentLoaded", function () {
   if (!form || !window.XMLHttpRequest || !window.FormData) return;
   var bar = document.getElementById("upload-progress");
   var label = document.getElementById("upload-progress-label");
+  var input = form.querySelector('input[type="file"]');
   form.addEventListener("submit", function (event) {
     event.preventDefault();
+    var max = input ? Number(input.dataset.maxBytes) : 0;
+    if (max && input.files.length && input.files[0].size > max) {
+      label.textContent = input.dataset.tooLarge;  // the server would answer 413 with the same
+      return;
+    }
     var xhr = new XMLHttpRequest();
     xhr.open("POST", form.action);
     bar.hidden = false;

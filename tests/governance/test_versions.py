@@ -367,9 +367,13 @@ def test_over_the_size_limit_is_refused(org, client, media, channel):
     assert len(content) > 100
     with override_settings(STEWARD_MAX_UPLOAD_BYTES=100):
         sent = send(channel, org, client, "catalog.csv", content)
-    assert sent.status == 400, sent.text
-    assert "over the limit of 100 bytes" in sent.text
-    assert f"{len(content):,} bytes" in sent.text
+    if channel == "service":
+        assert sent.status == 400, sent.text
+        assert "over the limit of 100 bytes" in sent.text
+        assert f"{len(content):,} bytes" in sent.text
+    else:  # stopped while the body streams in (tests/governance/test_upload_limit.py)
+        assert sent.status == 413, sent.text
+        assert "The upload is larger than the limit of 100 bytes" in sent.text
     assert_nothing_stored(media)
 
 
@@ -782,6 +786,6 @@ def test_an_oversized_upload_is_refused_before_the_body_is_read(org, client, set
         "/governance/assets/catalog/upload/",
         {"file": SimpleUploadedFile("big.csv", b"id\n" + b"1\n" * 700_000)},
     )
-    assert response.status_code == 400
-    assert "over the limit of 10 bytes" in response.content.decode()
+    assert response.status_code == 413
+    assert "larger than the limit of 10 bytes" in response.content.decode()
     assert not DatasetVersion.objects.exists()
