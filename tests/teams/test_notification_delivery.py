@@ -16,7 +16,8 @@ from governance import services as gov
 from teams import services
 from teams.models import Notification
 
-pytestmark = pytest.mark.django_db
+# transaction=True: an e-mail goes out once its claim commits (on_commit), as in production.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 BOUNCING = "bounce@example.test"
 
