@@ -32,7 +32,7 @@ from recsys.pipelines.common import CancelledError
 from recsys.pipelines.encoding import compute_device, resolve_device
 from recsys.services import runs as services
 from recsys.services.indexes import serving_mode
-from recsys.services.run_validation import version_of
+from recsys.services.run_validation import resolve_base_model, version_of
 from recsys.storage import remove_tree, run_dir
 
 logger = logging.getLogger(__name__)
@@ -114,6 +114,9 @@ def execute(*, run: PipelineRun, attempt: int) -> None:
         if run.kind == RunKind.CLEAN:  # pandas only: any host can clean
             outputs = job(run, workdir, progress, timings)
         else:
+            # The base model again, against this worker's STEWARD_BASE_MODELS: a folder or a fail.
+            base = resolve_base_model(run.pipeline, run.parameters.get("base_model", ""))
+            run.parameters = {**run.parameters, "base_model": base}
             device = _device(progress)
             with compute_device(device):
                 outputs = job(run, workdir, progress, timings)
@@ -261,7 +264,8 @@ def _params_of(run: PipelineRun, model_version: ModelVersion) -> dict:
     trained `model_version`, so that it is scored on queries it did not train on."""
     trained = model_version.run.parameters or {}
     split = {name: trained[name] for name in SPLIT_PARAMETERS if name in trained}
-    return {**run.parameters, **split, "base_model": model_version.base_model}
+    base = resolve_base_model(run.pipeline, model_version.base_model)
+    return {**run.parameters, **split, "base_model": base}
 
 
 def _split_note(inputs: dict, model_version: ModelVersion, progress: _Progress) -> dict:
