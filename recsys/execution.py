@@ -180,8 +180,15 @@ def _read(version, *, kind: str):
     import pandas as pd
 
     from governance import profiling
+    from recsys.pipelines.indexing import sha256_file
 
     path = default_storage.path(version.file.name)
+    actual = sha256_file(path)  # the approved file, not one changed since: else fail the run
+    if actual != version.sha256:
+        raise ValueError(
+            f"the stored file of {version} has sha256 {actual}, not the {version.sha256} "
+            "recorded at upload: it was altered after approval"
+        )
     if version.format == "chorus-products":
         return pd.concat(list(profiling.read_chorus_products(path)), ignore_index=True)
     return pd.concat(list(profiling.iter_frames(path, fmt=version.format)), ignore_index=True)
