@@ -188,6 +188,23 @@ def version_refusal(run: PipelineRun) -> str:
     return ""
 
 
+def visible_inputs(actor, inputs) -> list[DatasetVersion]:
+    """The input versions asked for (objects or ids), read through what `actor` may see. One
+    absent or not visible is refused with the same message, naming only the id that was sent:
+    nothing of another organization's assets is told."""
+    from governance.selectors import versions_list_for_user
+
+    ids = list(dict.fromkeys(getattr(v, "pk", v) for v in inputs))
+    found = versions_list_for_user(user=actor).filter(pk__in=ids).in_bulk()
+    missing = [str(pk) for pk in ids if pk not in found]
+    if missing:
+        raise ValidationError(
+            f"Dataset version {', '.join(missing)} not found.",
+            field="inputs",
+        )
+    return [found[pk] for pk in ids]
+
+
 def inputs_fingerprint(versions) -> str:
     return stable_hash(sorted([v.pk, v.asset_id, v.sha256] for v in versions))
 
