@@ -34,6 +34,7 @@ from governance.forms import (
 from governance.services.approvals import default_approver_roles, eligible_approvers
 from governance.services.versions import max_upload_bytes
 from teams.errors import ApplicationError
+from teams.redirects import safe_return_url
 
 
 class AssetMixin(LoginRequiredMixin):
@@ -317,9 +318,7 @@ class ApprovalDecideView(LoginRequiredMixin, View):
     def post(self, request, pk):
         approval = selectors.approval_get_for_user(user=request.user, pk=pk)
         form = DecisionForm(request.POST)
-        back = request.POST.get("next") or reverse("governance:inbox")
-        if not back.startswith("/"):
-            back = reverse("governance:inbox")
+        back = safe_return_url(request, request.POST.get("next"), reverse("governance:inbox"))
         if not form.is_valid():
             messages.error(request, "Choose approve or reject.")
             return redirect(back)
@@ -349,7 +348,9 @@ class ApprovalCancelView(LoginRequiredMixin, View):
             messages.error(request, exc.message)
         else:
             messages.success(request, f"Cancelled request #{approval.pk}.")
-        return redirect(request.POST.get("next") or reverse("governance:inbox"))
+        return redirect(
+            safe_return_url(request, request.POST.get("next"), reverse("governance:inbox"))
+        )
 
 
 class SlaDashboardView(LoginRequiredMixin, TemplateView):
