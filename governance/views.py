@@ -34,6 +34,7 @@ from governance.forms import (
 from governance.services.approvals import default_approver_roles, eligible_approvers
 from governance.services.versions import max_upload_bytes
 from teams.errors import ApplicationError
+from teams.htmx import stop_polling_when_final
 from teams.redirects import safe_return_url
 
 
@@ -236,6 +237,10 @@ class VersionMixin(LoginRequiredMixin):
 
 class VersionDetailView(VersionMixin, TemplateView):
     template_name = "governance/version_detail.html"
+
+    def render_to_response(self, context, **kwargs):
+        response = super().render_to_response(context, **kwargs)
+        return stop_polling_when_final(self.request, response, final=not context["profiling"])
 
     def get_context_data(self, **kwargs):
         user, version = self.request.user, selectors.with_sla_now(self.version)

@@ -198,3 +198,18 @@ def test_run_request_api_does_not_leak_other_organizations_inputs(porg):
     assert answers["absent"][0] == 400 and "not found" in answers["absent"][1]
     assert not PipelineRun.objects.exists()
 
+
+def test_the_run_page_poller_stops_once_the_run_is_final(porg, client):
+    """The poller lives on the swapped element (so a final answer drops it) and a poll of a
+    finished run is answered with htmx's 286 (stop polling)."""
+    run = request_run(porg)
+    login(client, porg.user("beta.ops"))
+    htmx = {"HX-Request": "true"}
+    live = client.get(f"/recsys/runs/{run.pk}/", headers=htmx)
+    assert live.status_code == 200
+    assert 'id="run-main" hx-get=' in live.content.decode()
+    api_as(porg.user("beta.ops")).post(f"/api/v1/runs/{run.pk}/cancel/")
+    final = client.get(f"/recsys/runs/{run.pk}/", headers=htmx)
+    assert final.status_code == 286
+    assert "hx-trigger" not in final.content.decode() and "Cancelled" in final.content.decode()
+    assert client.get(f"/recsys/runs/{run.pk}/").status_code == 200  # a plain visit: 200
