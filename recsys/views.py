@@ -19,6 +19,7 @@ from recsys.forms import RunRequestForm
 from recsys.services.schedules import CRON_HELP
 from teams import permissions as team_perms
 from teams.errors import ApplicationError
+from teams.htmx import stop_polling_when_final
 
 
 class PipelineListView(LoginRequiredMixin, TemplateView):
@@ -112,6 +113,10 @@ class RunRequestView(LoginRequiredMixin, View):
 
 class RunDetailView(LoginRequiredMixin, TemplateView):
     template_name = "recsys/run_detail.html"
+
+    def render_to_response(self, context, **kwargs):
+        response = super().render_to_response(context, **kwargs)
+        return stop_polling_when_final(self.request, response, final=not context["live"])
 
     def get_context_data(self, **kwargs):
         user = self.request.user

@@ -62,6 +62,12 @@ def _check_parent(*, team: Team | None, parent: Team) -> None:
     chain = [parent.id]
     current = tree[parent.id][0]
     while current is not None:
+        if current in chain:
+            raise ValidationError(
+                f"The teams above {parent.name} form a cycle: ask a site admin to repair the "
+                "team tree before changing it.",
+                field="parent",
+            )
         chain.append(current)
         current = tree[current][0]
     if team is not None and team.id in chain:
@@ -83,11 +89,28 @@ def _subtree_height(team_id: int, tree: dict) -> int:
     for tid, (parent, _slug) in tree.items():
         if parent is not None:
             children.setdefault(parent, []).append(tid)
-    height, level = 0, children.get(team_id, [])
+    height, level, seen = 0, children.get(team_id, []), {team_id}
     while level:
+        if seen.intersection(level):
+            raise ValidationError(
+                "The teams below form a cycle: ask a site admin to repair the team tree "
+                "before changing it.",
+                field="parent",
+            )
+        seen.update(level)
         height += 1
         level = [child for tid in level for child in children.get(tid, [])]
     return height
+
+
+def _lock_organizations(*team_ids: int) -> None:
+    """Serialise structural changes of an organization: lock the root row of each given team's
+    tree, in id order (so two changes never wait on each other crosswise). Taken before any
+    team row and before the tree is read for the cycle and depth checks, so a second move in
+    the same organization waits and then checks the tree the first one left."""
+    tree = permissions.teams_by_id()
+    for root_id in sorted({permissions.root_id_of(tid, tree) for tid in team_ids}):
+        Team.objects.select_for_update().get(pk=root_id)
 
 
 @transaction.atomic
@@ -102,6 +125,7 @@ def team_create(
             )
     else:
         # Re-read under a lock: an archive happening at the same time must be seen.
+        _lock_organizations(parent.pk)
         parent = Team.objects.select_for_update().get(pk=parent.pk)
         permissions.require_manage_team(actor, parent, "create a sub-team here")
         _check_parent(team=None, parent=parent)
@@ -126,6 +150,8 @@ def team_update(
     *, actor, team: Team, name=_UNSET, description=_UNSET, parent=_UNSET, archived=_UNSET
 ) -> Team:
     """Rename, describe, move (within the organization) or archive/restore a team."""
+    if parent is not _UNSET and parent is not None:
+        _lock_organizations(team.pk, parent.pk)
     team = Team.objects.select_for_update().get(pk=team.pk)
     permissions.require_manage_team(actor, team, "edit this team")
     before = _team_state(team)

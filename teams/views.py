@@ -24,6 +24,7 @@ from teams.forms import (
 )
 from teams.models import Notification, Team
 from teams.permissions import MANAGE_TEAM, TeamPermissionMixin, subtree_ids, teams_with_perm
+from teams.redirects import safe_return_url
 
 User = get_user_model()
 
@@ -351,5 +352,5 @@ class NotificationReadView(LoginRequiredMixin, View):
         notification = get_object_or_404(Notification, pk=pk, recipient=request.user)
         services.notification_mark_read(actor=request.user, notification=notification)
         if notification.link and request.POST.get("follow"):
-            return redirect(notification.link)
+            return redirect(safe_return_url(request, notification.link, reverse("notifications")))
         return redirect("notifications")

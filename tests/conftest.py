@@ -45,6 +45,27 @@ def pytest_configure(config):
     from rest_framework.settings import api_settings
 
     api_settings.reload()  # importing DRF's test client has read the settings already
+    register_test_base_models(settings)
+
+
+def tiny_models_dir() -> Path:
+    """Where the tests build their tiny models (``tiny_encoder(dir, seed)``): under the real
+    ARTIFACT_ROOT (as configured, before any test overrides it), which the workers the tests
+    start read too."""
+    from config import settings
+
+    return settings.ARTIFACT_ROOT / "test-models"
+
+
+def register_test_base_models(settings) -> None:
+    """Allow the tiny test models as base models, through the same setting production uses:
+    in this process and, through the environment, in every worker the tests start."""
+    from config.settings import parse_base_models
+
+    tiny = [f"tiny-bert-{seed}={tiny_models_dir() / f'tiny-bert-{seed}'}" for seed in range(6)]
+    value = ",".join([*(f"{k}={v}" for k, v in parse_base_models("").items()), *tiny])
+    os.environ["STEWARD_BASE_MODELS"] = value
+    settings.STEWARD_BASE_MODELS = parse_base_models(value)
 
 
 @dataclass

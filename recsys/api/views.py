@@ -6,7 +6,6 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from governance.approvals_api import approval_summary
-from governance.models import DatasetVersion
 from recsys import selectors, services
 from recsys.api.serializers import (
     ActivationReasonInputSerializer,
@@ -80,7 +79,7 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             actor=request.user,
             pipeline=pipeline,
             kind=data["kind"],
-            inputs=list(DatasetVersion.objects.filter(pk__in=data["inputs"])),
+            inputs=data["inputs"],  # ids: the service reads them through what the user sees
             parameters=data["parameters"],
             reason=data["reason"],
         )

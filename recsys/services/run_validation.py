@@ -9,6 +9,10 @@ through the parameters hash.
 
 from __future__ import annotations
 
+import os
+
+from django.conf import settings
+
 from governance.choices import VersionStatus
 from governance.models import DatasetVersion
 from recsys.choices import RunKind, RunState
@@ -17,6 +21,8 @@ from recsys.models import IndexVersion, ModelVersion, Pipeline, PipelineRun
 from recsys.pipelines.common import stable_hash
 from teams.errors import ValidationError
 
+# How a run names an earlier model version of its pipeline as its base model: "model:<id>".
+BASE_MODEL_VERSION_PREFIX = "model:"
 USABLE_INPUT_STATES = {VersionStatus.APPROVED, VersionStatus.SUPERSEDED}
 
 # Input kinds each run kind needs (others of the pipeline's inputs are optional).
@@ -55,12 +61,58 @@ def validate_parameters(pipeline: Pipeline, given: dict, kind: str | None = None
     for name in values:
         kind_of, _default, low, high = RUN_PARAMETERS[name]
         values[name] = _check_parameter(name, values[name], kind_of, low, high)
+    resolve_base_model(pipeline, values["base_model"])
     for name, takes in VERSION_PARAMETERS.items():
         if kind == takes:
             kind_of, _default, low, high = RUN_PARAMETERS[name]
             value = _check_parameter(name, given.get(name), kind_of, low, high)
             values[name] = _resolve_version(pipeline, name, value)
     return values
+
+
+def resolve_base_model(pipeline: Pipeline, value: str) -> str:
+    """The model folder a run's ``base_model`` names: "" for the first of STEWARD_BASE_MODELS
+    (the shipped all-MiniLM-L6-v2 by default), one of them by name or folder, or an earlier
+    model version of `pipeline` built by a succeeded run ("model:<id>", or its folder as the
+    model versions record it). Anything else is refused with the allowed choices: checked when
+    a run is requested and again by the worker, which never loads a model from elsewhere."""
+    configured = settings.STEWARD_BASE_MODELS
+    value = (value or "").strip()
+    if not value:
+        return next(iter(configured.values()))
+    if value in configured:
+        return configured[value]
+    usable = (  # a pipeline being created has no model versions yet
+        ModelVersion.objects.filter(run__pipeline=pipeline, run__state=RunState.SUCCEEDED)
+        if pipeline.pk
+        else ModelVersion.objects.none()
+    )
+    if value.startswith(BASE_MODEL_VERSION_PREFIX):
+        number = value[len(BASE_MODEL_VERSION_PREFIX) :]
+        path = (
+            usable.filter(pk=int(number)).values_list("path", flat=True).first()
+            if number.isdigit() and len(number) < 10
+            else None
+        )
+        if path:
+            return path
+    elif os.path.isabs(value):
+        folder = os.path.realpath(value)
+        if folder in {os.path.realpath(p) for p in configured.values()}:
+            return folder
+        if usable.filter(path=value).exists():
+            return value
+    versions = [
+        f"{BASE_MODEL_VERSION_PREFIX}{pk}"
+        for pk in usable.order_by("-created_at", "-id").values_list("pk", flat=True)[:10]
+    ]
+    choices = ", ".join([*configured, *versions])
+    raise ValidationError(
+        f"Base model {value[:200]!r} is not allowed. Choose one of: {choices} (empty: "
+        f"{next(iter(configured))}); an earlier model version of {pipeline.name} is named "
+        f"{BASE_MODEL_VERSION_PREFIX}<id>.",
+        field="parameters",
+    )
 
 
 def _check_parameter(name, value, kind, low, high):
@@ -134,6 +186,23 @@ def version_refusal(run: PipelineRun) -> str:
                 "version of this pipeline built by a succeeded run"
             )
     return ""
+
+
+def visible_inputs(actor, inputs) -> list[DatasetVersion]:
+    """The input versions asked for (objects or ids), read through what `actor` may see. One
+    absent or not visible is refused with the same message, naming only the id that was sent:
+    nothing of another organization's assets is told."""
+    from governance.selectors import versions_list_for_user
+
+    ids = list(dict.fromkeys(getattr(v, "pk", v) for v in inputs))
+    found = versions_list_for_user(user=actor).filter(pk__in=ids).in_bulk()
+    missing = [str(pk) for pk in ids if pk not in found]
+    if missing:
+        raise ValidationError(
+            f"Dataset version {', '.join(missing)} not found.",
+            field="inputs",
+        )
+    return [found[pk] for pk in ids]
 
 
 def inputs_fingerprint(versions) -> str:

@@ -42,6 +42,7 @@ from recsys.services.run_validation import (
     inputs_fingerprint,
     validate_parameters,
     version_refusal,
+    visible_inputs,
 )
 from teams.errors import PermissionDeniedError, ValidationError
 
@@ -64,7 +65,7 @@ def run_request(
     actor,
     pipeline: Pipeline,
     kind: str,
-    inputs: list[DatasetVersion],
+    inputs: list[DatasetVersion | int],
     parameters: dict | None = None,
     reason: str = "",
 ) -> PipelineRun:
@@ -77,11 +78,7 @@ def run_request(
         raise ValidationError(f"Unknown run kind '{kind}'.", field="kind")
     if not reason.strip():
         raise ValidationError("Say why this run is needed.", field="reason")
-    versions = list(
-        DatasetVersion.objects.select_related("asset__owning_team").filter(
-            pk__in=[v.pk for v in inputs]
-        )
-    )
+    versions = visible_inputs(actor, inputs)  # absent and invisible look the same
     check_inputs(pipeline, kind, versions)
     values = validate_parameters(pipeline, parameters or {}, kind)
     check_inputs_match_version(kind, versions, values)

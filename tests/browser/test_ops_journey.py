@@ -13,7 +13,7 @@ from recsys.models import ActiveIndex, IndexVersion, Pipeline, PipelineRun
 from recsys.pipelines.encoding import tiny_encoder
 from teams.demo import DEMO_PASSWORD
 from tests.browser.conftest import log_in
-from tests.conftest import wait_for
+from tests.conftest import tiny_models_dir, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -23,7 +23,7 @@ def demo_pipeline_with_tiny_model(settings, *, seed: int) -> Pipeline:
     a config with `seed`) for a few steps so that a run takes seconds."""
     call_command("seed_demo", "--quiet-logins", "--i-know-this-is-a-demo")
     pipeline = Pipeline.objects.get(slug="product-search")
-    model = tiny_encoder(str(settings.ARTIFACT_ROOT / "test-models"), seed=seed)
+    model = tiny_encoder(str(tiny_models_dir()), seed=seed)
     pipeline.default_parameters = {
         "base_model": model,
         "max_steps": 4,

@@ -225,11 +225,26 @@ def test_a_request_without_x_request_id_gets_a_fresh_correlation_id(org, client)
     assert first.correlation_id != second.correlation_id
 
 
-def test_a_long_x_request_id_is_cut_to_the_column(org, client):
+@pytest.mark.parametrize(
+    "sent",
+    ["x" * 65, "req 1", "<script>alert(1)</script>", "a\nforged-line", "caf\u00e9", "a/b", ""],
+)
+def test_a_malformed_x_request_id_is_replaced_by_a_fresh_one(org, client, sent):
+    """Only [A-Za-z0-9._-]{1,64} is taken as the correlation id; anything else (too long,
+    spaces, markup, control characters, non-ASCII) is not written to the audit trail."""
     assert client.login(username="alpha.lead", password=PASSWORD)
-    _add_member(client, {"X-Request-ID": "x" * 200})
-    assert AuditEvent.objects.order_by("-id").first().correlation_id == "x" * 64
+    _add_member(client, {"X-Request-ID": sent})
+    written = AuditEvent.objects.order_by("-id").first().correlation_id
+    assert written != sent and len(written) == 32
+    int(written, 16)
     assert verify_chain().ok
+
+
+def test_a_well_formed_x_request_id_of_64_characters_is_kept(org, client):
+    assert client.login(username="alpha.lead", password=PASSWORD)
+    sent = "A-z_0.9" + "x" * 57
+    _add_member(client, {"X-Request-ID": sent})
+    assert AuditEvent.objects.order_by("-id").first().correlation_id == sent
 
 
 def test_events_outside_a_request_have_no_correlation_id_unless_scoped(org):

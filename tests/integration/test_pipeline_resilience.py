@@ -30,7 +30,7 @@ from recsys.pipelines.encoding import tiny_encoder
 from recsys.pipelines.indexing import IndexChecksumError, load_index
 from recsys.storage import run_dir
 from teams.errors import ValidationError
-from tests.conftest import _worker_database_url, build_org, wait_for
+from tests.conftest import _worker_database_url, build_org, tiny_models_dir, wait_for
 from tests.recsys.pipeline_setup import approve_run, build_pipeline_org, request_run, run_approval
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -43,7 +43,7 @@ UNREACHABLE_BROKER = "redis://127.0.0.1:9/0"  # the discard port: nothing listen
 
 
 def _pipeline_org():
-    model_path = tiny_encoder(str(settings.ARTIFACT_ROOT / "test-models"), seed=1)
+    model_path = tiny_encoder(str(tiny_models_dir()), seed=1)
     return build_pipeline_org(build_org(), model_path)
 
 

@@ -4,19 +4,18 @@ worker executes it end to end with a tiny model, and its results are in the data
 worker reads the real MEDIA_ROOT and ARTIFACT_ROOT, so storage is not overridden here."""
 
 import pytest
-from django.conf import settings
 
 from governance import services as gov
 from recsys.models import IndexVersion, PipelineRun
 from recsys.pipelines.encoding import tiny_encoder
-from tests.conftest import build_org, wait_for
+from tests.conftest import build_org, tiny_models_dir, wait_for
 from tests.recsys.pipeline_setup import build_pipeline_org, request_run, run_approval
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def test_full_retrain_on_the_worker_only_after_every_approval(celery_worker, tmp_path):
-    model_path = tiny_encoder(str(settings.ARTIFACT_ROOT / "test-models"), seed=1)
+    model_path = tiny_encoder(str(tiny_models_dir()), seed=1)
     org = build_pipeline_org(build_org(), model_path)
     run = request_run(org)
 

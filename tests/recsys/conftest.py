@@ -21,11 +21,13 @@ def _skip_slow_unless_enabled(request):
 
 
 @pytest.fixture(scope="session")
-def tiny_model_path(tmp_path_factory) -> str:
-    """Folder of a tiny random BERT (hidden 32, 2 layers) with its WordPiece tokenizer."""
+def tiny_model_path() -> str:
+    """Folder of a tiny random BERT (hidden 32, 2 layers) with its WordPiece tokenizer: one of
+    the base models the tests register in STEWARD_BASE_MODELS (tests/conftest.py)."""
     from recsys.pipelines.encoding import tiny_encoder
+    from tests.conftest import tiny_models_dir
 
-    return tiny_encoder(str(tmp_path_factory.mktemp("tiny-model")), seed=0)
+    return tiny_encoder(str(tiny_models_dir()), seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -163,3 +163,53 @@ def test_open_incidents_on_the_inputs_are_shown_to_approvers_and_do_not_block(
     assert run.state == "queued" and callbacks  # the incident did not hold it back
     page = client.get(f"/recsys/runs/{run.pk}/").content.decode()
     assert "Open incidents on its inputs" not in page  # decided: nothing left to weigh
+
+
+def test_run_request_api_does_not_leak_other_organizations_inputs(porg):
+    """An input version the requester may not see is refused exactly like one that does not
+    exist: the answer names only the id that was sent, never the other organization's asset."""
+    from django.core.files.base import ContentFile
+
+    from governance import services as gov
+    from teams import services as team_services
+
+    other = team_services.team_create(actor=porg.admin, name="Rival", slug="rival", parent=None)
+    secret = gov.dataasset_create(
+        actor=porg.admin,
+        name="Secret Rival Catalog",
+        slug="secret-rival-catalog",
+        kind="product_catalog",
+        owning_team=other,
+    )
+    hidden = gov.dataset_version_upload(
+        actor=porg.admin, asset=secret, name="c.csv", file=ContentFile(b"id,title\n1,x\n")
+    )
+    ops = api_as(porg.user("beta.ops"))
+    answers = {}
+    for label, pk in [("invisible", hidden.pk), ("absent", hidden.pk + 1000)]:
+        response = ops.post(
+            "/api/v1/runs/", _body(porg, inputs=[pk, porg.labels_v.pk]), format="json"
+        )
+        answers[label] = (response.status_code, response.json()["detail"].replace(str(pk), "#"))
+        assert (
+            "Secret" not in response.content.decode() and "Rival" not in response.content.decode()
+        )
+    assert answers["invisible"] == answers["absent"]
+    assert answers["absent"][0] == 400 and "not found" in answers["absent"][1]
+    assert not PipelineRun.objects.exists()
+
+
+def test_the_run_page_poller_stops_once_the_run_is_final(porg, client):
+    """The poller lives on the swapped element (so a final answer drops it) and a poll of a
+    finished run is answered with htmx's 286 (stop polling)."""
+    run = request_run(porg)
+    login(client, porg.user("beta.ops"))
+    htmx = {"HX-Request": "true"}
+    live = client.get(f"/recsys/runs/{run.pk}/", headers=htmx)
+    assert live.status_code == 200
+    assert 'id="run-main" hx-get=' in live.content.decode()
+    api_as(porg.user("beta.ops")).post(f"/api/v1/runs/{run.pk}/cancel/")
+    final = client.get(f"/recsys/runs/{run.pk}/", headers=htmx)
+    assert final.status_code == 286
+    assert "hx-trigger" not in final.content.decode() and "Cancelled" in final.content.decode()
+    assert client.get(f"/recsys/runs/{run.pk}/").status_code == 200  # a plain visit: 200

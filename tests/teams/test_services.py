@@ -4,6 +4,7 @@ expected audit events and keeps groups and object permissions in line with the o
 
 from __future__ import annotations
 
+import signal
 from contextlib import contextmanager
 from unittest import mock
 
@@ -130,6 +131,41 @@ def test_team_cannot_leave_or_become_the_root(org):
     other = services.team_create(actor=org.admin, name="Other Corp", slug="other", parent=None)
     with refused(ValidationError, "root of its organization"):
         services.team_update(actor=org.admin, team=other, parent=org.beta)
+
+
+@contextmanager
+def within_seconds(seconds: float):
+    """The block must finish in time: a walker looping over a cycle is interrupted and fails."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"did not finish within {seconds} s (looping over a cycle?)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_tree_walkers_terminate_on_a_cycle(org):
+    """A cycle cannot be made through the services; if one is in the data anyway (made here by
+    hand), every walker stops or refuses clearly instead of looping forever."""
+    Team.objects.filter(pk=org.alpha.pk).update(parent=org.sub)  # alpha -> sub -> alpha
+    with within_seconds(5):
+        assert permissions.subtree_ids(org.alpha) == {org.alpha.pk, org.sub.pk}
+        assert permissions.root_id_of(org.sub.pk) in {org.alpha.pk, org.sub.pk}
+        permissions.sync_team_grants()
+        permissions.sync_user_groups(org.user("alpha.lead"))
+        selectors.org_chart_for_user(user=org.admin)
+        with pytest.raises(ValidationError, match="cycle"):
+            services.team_update(actor=org.admin, team=org.beta, parent=org.sub)
+        with pytest.raises(ValidationError, match="cycle"):
+            services.team_update(actor=org.admin, team=org.sub, parent=org.beta)
+        services.team_create(actor=org.admin, name="Beta Sub", parent=org.beta)
+        with pytest.raises(ValidationError, match="cycle"):
+            services.team_create(actor=org.admin, name="Sub Sub", parent=org.sub)
 
 
 def test_only_site_admins_create_an_organization(org):

@@ -32,7 +32,8 @@ class Command(BaseCommand):
             "--base-model",
             default="",
             metavar="PATH",
-            help="Folder of the encoder to fine-tune (default: the offline all-MiniLM-L6-v2).",
+            help="Folder of the encoder to fine-tune, one of STEWARD_BASE_MODELS (default: "
+            "the offline all-MiniLM-L6-v2).",
         )
         parser.add_argument(
             "--max-steps",
