@@ -20,6 +20,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -125,6 +126,18 @@ def execute(*, run: PipelineRun, attempt: int) -> None:
             attempt=attempt,
             outcome=RunState.CANCELLED,
             error=str(exc),
+            timings=timings,
+        )
+        return
+    except SoftTimeLimitExceeded:
+        logger.exception("run %s attempt %s failed", run.pk, attempt)
+        remove_tree(workdir)
+        limit = settings.STEWARD_RUN_SOFT_TIME_LIMIT
+        services.run_finish(
+            run_id=run.pk,
+            attempt=attempt,
+            outcome=RunState.FAILED,
+            error=f"stopped at its time limit of {limit}s",
             timings=timings,
         )
         return
