@@ -358,14 +358,19 @@ def run_finish(
     error: str = "",
     outputs: dict | None = None,
     timings: dict | None = None,
+    record=None,
 ) -> bool:
-    """Compare-and-set the end of a running attempt (a cancelled run is not resurrected)."""
+    """Compare-and-set the end of a running attempt (a cancelled run is not resurrected).
+    `record()` makes the versions a succeeding attempt produced (returns their ids, added to
+    the outputs) in the same transaction: only an attempt that succeeds registers any."""
     with transaction.atomic():
         run = PipelineRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.state != RunState.RUNNING or run.attempt != attempt:
             return False
         if run.cancel_requested and outcome != RunState.FAILED:
             outcome, error = RunState.CANCELLED, error or "cancelled by request"
+        if outcome == RunState.SUCCEEDED and record is not None:
+            outputs = {**(outputs or {}), **record()}
         _append_log(run, f"{outcome.upper()}{': ' + error if error else ''}")
         _set_state(
             actor=None,

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings as django_settings
 
 from governance import services as gov
@@ -445,6 +446,50 @@ def test_the_sweep_re_sends_queued_runs_after_the_configured_time(
     assert services.runs_sweep()["requeued"] == 0
     assert services.runs_sweep(now=timezone.now() + timedelta(seconds=6))["requeued"] == 1
     assert sent == [(run.pk, 1, "full_retrain")]
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        (RuntimeError("CUDA out of memory"), "RuntimeError: CUDA out of memory"),
+        (SoftTimeLimitExceeded(), "stopped at its time limit of 18000s"),
+    ],
+)
+def test_a_failed_attempt_registers_no_cleaned_catalog_version_and_its_retry_registers_one(
+    pipeline_org, settings, monkeypatch, failure, reason, django_capture_on_commit_callbacks
+):
+    """The catalog is cleaned first; fine-tuning then dies (out of memory, or the task's soft
+    time limit). The cleaned catalog of a failed attempt must not reach the catalog's stewards
+    as a new version."""
+    from recsys.pipelines import retrain
+
+    org = pipeline_org
+    settings.STEWARD_RUN_SOFT_TIME_LIMIT = 18000
+    versions_before = DatasetVersion.objects.filter(asset=org.asset).count()
+    real_fine_tune = retrain.fine_tune
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(retrain, "fine_tune", fail)
+    run = _request(org)
+    _approve_all(org, run, django_capture_on_commit_callbacks)
+    services.run_execute(run_id=run.pk, attempt=1)
+    run.refresh_from_db()
+    assert run.state == "failed" and run.error == reason
+    assert "clean" in run.timings  # the catalog was cleaned before it failed
+    assert DatasetVersion.objects.filter(asset=org.asset).count() == versions_before
+    assert not run_dir(run.job_key, 1).exists()
+
+    monkeypatch.setattr(retrain, "fine_tune", real_fine_tune)
+    with django_capture_on_commit_callbacks(execute=False):
+        services.run_retry(actor=org.user("beta.ops"), run=run)
+    services.run_execute(run_id=run.pk, attempt=2)
+    run.refresh_from_db()
+    assert run.state == "succeeded", run.error + run.log
+    cleaned = DatasetVersion.objects.get(asset=org.asset, number__gt=org.catalog_v.number)
+    assert run.outputs["cleaned_version"] == cleaned.pk
+    assert cleaned.status == "draft" and cleaned.submit_when_profiled
 
 
 @pytest.mark.parametrize(
