@@ -23,8 +23,8 @@ from governance.choices import ApprovalKind, ApprovalState
 from governance.models import ApprovalRequest, DatasetVersion
 from governance.services.approvals import (
     SubjectHandler,
-    approval_cancel,
     approval_request_open,
+    approval_withdraw,
 )
 from recsys import permissions
 from recsys.choices import TERMINAL_RUN_STATES, IndexStatus, RunKind, RunState
@@ -471,7 +471,9 @@ def run_cancel(*, actor, run: PipelineRun) -> PipelineRun:
         finished_at=timezone.now(),
     )
     if pending is not None:
-        approval_cancel(actor=pending.requester, request=pending, reason="run cancelled")
+        approval_withdraw(
+            actor=actor, request=pending, reason=f"run cancelled by {actor.get_username()}"
+        )
     return run
 
 

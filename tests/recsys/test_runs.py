@@ -448,6 +448,21 @@ def test_the_sweep_re_sends_queued_runs_after_the_configured_time(
     assert sent == [(run.pk, 1, "full_retrain")]
 
 
+def test_cancelling_a_run_awaiting_approval_records_who_cancelled_it(pipeline_org):
+    from governance.models import AuditEvent
+
+    run = _request(pipeline_org)  # requested by beta.ops
+    lead = pipeline_org.user("beta.lead")
+    services.run_cancel(actor=lead, run=run)
+    approval = _approval(run)
+    assert approval.state == "cancelled"
+    assert "beta.lead" in approval.outcome_note
+    event = AuditEvent.objects.filter(verb="approval.cancelled", target_id=str(approval.pk)).get()
+    assert event.actor == lead
+    run.refresh_from_db()
+    assert run.state == "cancelled" and run.error == "cancelled by beta.lead"
+
+
 @pytest.mark.parametrize(
     ("failure", "reason"),
     [
