@@ -5,6 +5,7 @@ import os
 from celery import Celery
 from celery.schedules import crontab
 from celery.signals import task_prerun
+from django.conf import settings
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -73,7 +74,7 @@ app.conf.beat_schedule = {
     },
     "pipeline-runs-sweep": {
         "task": "recsys.runs_sweep",
-        "schedule": 60.0,
+        "schedule": settings.STEWARD_RUN_SWEEP_SECONDS,
     },
     "pipeline-schedules-every-minute": {
         "task": "recsys.schedules_run",

@@ -221,6 +221,24 @@ STEWARD_SEARCH_PIPELINE = os.environ.get("STEWARD_SEARCH_PIPELINE", "product-sea
 STEWARD_ACTIVE_CHECK_SECONDS = float(os.environ.get("STEWARD_ACTIVE_CHECK_SECONDS", "2"))
 STEWARD_SERVING_THREADS = int(os.environ.get("STEWARD_SERVING_THREADS", "1"))
 
+# Pipeline runs (recsys): the run task's soft time limit (the run fails with the reason) and
+# hard limit (its worker process is killed; the sweep then fails the run as "worker lost"), in
+# seconds; the sweep's period, how long a run may wait queued before the sweep sends it again,
+# and how long a running run's worker may stay silent before its run is "worker lost".
+STEWARD_RUN_SOFT_TIME_LIMIT = int(os.environ.get("STEWARD_RUN_SOFT_TIME_LIMIT", 5 * 3600))
+STEWARD_RUN_TIME_LIMIT = int(os.environ.get("STEWARD_RUN_TIME_LIMIT", 5 * 3600 + 600))
+STEWARD_RUN_SWEEP_SECONDS = float(os.environ.get("STEWARD_RUN_SWEEP_SECONDS", "60"))
+STEWARD_RUN_REENQUEUE_AFTER_SECONDS = int(
+    os.environ.get("STEWARD_RUN_REENQUEUE_AFTER_SECONDS", "120")
+)
+STEWARD_RUN_WORKER_LOST_AFTER_SECONDS = int(
+    os.environ.get("STEWARD_RUN_WORKER_LOST_AFTER_SECONDS", "600")
+)
+if not 0 < STEWARD_RUN_SOFT_TIME_LIMIT < STEWARD_RUN_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "STEWARD_RUN_SOFT_TIME_LIMIT must be positive and below STEWARD_RUN_TIME_LIMIT."
+    )
+
 # --- Security: HTTPS, cookies, login lockout, Content Security Policy ----------------------------
 # Secure by default when DEBUG is off (`manage.py check --deploy` is clean); `make run` and the
 # test suite serve plain HTTP on localhost and turn the HTTPS settings off explicitly.
@@ -286,10 +304,16 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 elif CELERY_BROKER_URL.startswith("redis"):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # Above the longest ML hard time limit, or acks_late would re-deliver long jobs.
-        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)),
-    }
+    # Redis redelivers a job not acknowledged within this time (acks_late: a job is
+    # acknowledged when it ends), so it must stay above the run task's hard time limit.
+    CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 6 * 3600))
+    if CELERY_VISIBILITY_TIMEOUT <= STEWARD_RUN_TIME_LIMIT:
+        raise ImproperlyConfigured(
+            f"CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT}s) must be above "
+            f"STEWARD_RUN_TIME_LIMIT ({STEWARD_RUN_TIME_LIMIT}s), or Redis redelivers runs "
+            "that are still running."
+        )
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
     if os.environ.get("CELERY_KEY_PREFIX"):
         CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = os.environ["CELERY_KEY_PREFIX"]
 CELERY_BEAT_SCHEDULE_FILE = str(VAR_DIR / "celerybeat-schedule")

@@ -21,10 +21,6 @@ VERSION_PARAMETERS = {"model_version": "build_index", "index_version": "evaluate
 # so that it scores the model on the queries it did not train on.
 SPLIT_PARAMETERS = ("min_grade", "held_out_fraction", "seed")
 QUALITY_GATE_TOLERANCE_DEFAULT = 0.01  # nDCG@10 may drop at most 1 point vs the active index
-SWEEP_REENQUEUE_AFTER_SECONDS = 120
-# A running run whose worker has not reported for this long is "worker lost" (progress is
-# reported at least every few seconds while a job runs, so this is generous).
-WORKER_LOST_AFTER_SECONDS = 600
 RUN_LOG_MAX_CHARS = 200_000
 # The Celery queue of each run kind, so that hosts can take the kinds they are built for: a
 # fine-tuning host (a GPU, see STEWARD_PIPELINE_DEVICE) listens on "train", an embedding and

@@ -44,7 +44,6 @@ from governance.deciders import excluded_persons
 from governance.models import ApprovalRequest, DataAsset, DatasetVersion, Decision
 from recsys import services
 from recsys.choices import TERMINAL_RUN_STATES, IndexStatus, RunKind, RunState
-from recsys.constants import WORKER_LOST_AFTER_SECONDS
 from recsys.demo import DEMO_PIPELINE
 from recsys.models import ActiveIndex, IndexVersion, Pipeline, PipelineRun
 from recsys.services.runs import inputs_fingerprint
@@ -561,7 +560,8 @@ def _retrain(pipeline, versions, parameters, *, timeout: float, say: Say) -> Pip
         if run.state == RunState.RUNNING and run.heartbeat_at:
             say(
                 f"   run #{run.pk}: its worker last reported at {run.heartbeat_at:%H:%M:%S}; "
-                f"the sweep fails it if it stays silent for {WORKER_LOST_AFTER_SECONDS}s"
+                "the sweep fails it if it stays silent for "
+                f"{settings.STEWARD_RUN_WORKER_LOST_AFTER_SECONDS}s"
             )
     else:
         last = runs.first()

@@ -20,10 +20,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import transaction
 
 from recsys.choices import RunKind, RunState
 from recsys.constants import SPLIT_PARAMETERS
@@ -101,9 +101,49 @@ class _Progress:
         self.report(fraction, message)
 
 
+class _Records:
+    """The versions an attempt records (the cleaned catalog, a model, an index). A job only
+    says what to record; run_finish makes them in the transaction that marks the attempt
+    succeeded, so that a failed, cancelled or lost attempt registers none of them."""
+
+    def __init__(self):
+        self._makers: list = []
+        self._stored: list = []
+
+    def add_stored(self, version) -> None:
+        """A dataset version whose file is stored but not recorded: discarded unless recorded."""
+        self._stored.append(version)
+
+    def discard_unrecorded(self) -> None:
+        """Remove the stored files no succeeded attempt recorded (failed, cancelled, lost)."""
+        from governance.services.versions import dataset_version_discard_stored
+
+        for version in self._stored:
+            dataset_version_discard_stored(version)
+
+    def add(self, name: str, make) -> None:
+        """`make(made)` creates the version `name` ("cleaned_version", "model_version",
+        "index_version"); `made` holds the versions created before it, by name."""
+        self._makers.append((name, make))
+
+    def __call__(self) -> dict:
+        made: dict = {}
+        for name, make in self._makers:
+            made[name] = make(made)
+        return {name: version.pk for name, version in made.items()}
+
+
 def execute(*, run: PipelineRun, attempt: int) -> None:
     """Run the job; every outcome ends in run_finish (succeeded, failed with the reason, or
-    cancelled), and a failed or cancelled attempt leaves no temporary files."""
+    cancelled), and a failed or cancelled attempt leaves no files and registers no version."""
+    records = _Records()
+    try:
+        _execute(run=run, attempt=attempt, records=records)
+    finally:  # a file stored for a version that no succeeded attempt recorded goes too
+        records.discard_unrecorded()
+
+
+def _execute(*, run: PipelineRun, attempt: int, records: _Records) -> None:
     workdir = run_dir(run.job_key, attempt)
     progress = _Progress(run, attempt)
     timings: dict[str, float] = {}
@@ -112,14 +152,14 @@ def execute(*, run: PipelineRun, attempt: int) -> None:
         if job is None:
             raise ValueError(f"unknown run kind {run.kind!r}")
         if run.kind == RunKind.CLEAN:  # pandas only: any host can clean
-            outputs = job(run, workdir, progress, timings)
+            outputs = job(run, workdir, progress, timings, records)
         else:
             # The base model again, against this worker's STEWARD_BASE_MODELS: a folder or a fail.
             base = resolve_base_model(run.pipeline, run.parameters.get("base_model", ""))
             run.parameters = {**run.parameters, "base_model": base}
             device = _device(progress)
             with compute_device(device):
-                outputs = job(run, workdir, progress, timings)
+                outputs = job(run, workdir, progress, timings, records)
             outputs["device"] = device
     except CancelledError as exc:
         remove_tree(workdir)
@@ -131,22 +171,37 @@ def execute(*, run: PipelineRun, attempt: int) -> None:
             timings=timings,
         )
         return
+    except SoftTimeLimitExceeded:
+        limit = settings.STEWARD_RUN_SOFT_TIME_LIMIT
+        _fail(run, attempt, workdir, f"stopped at its time limit of {limit}s", timings)
+        return
     except Exception as exc:
-        logger.exception("run %s attempt %s failed", run.pk, attempt)
-        remove_tree(workdir)
+        _fail(run, attempt, workdir, f"{type(exc).__name__}: {exc}", timings)
+        return
+    try:
         services.run_finish(
             run_id=run.pk,
             attempt=attempt,
-            outcome=RunState.FAILED,
-            error=f"{type(exc).__name__}: {exc}",
+            outcome=RunState.SUCCEEDED,
+            outputs=outputs,
             timings=timings,
+            record=records,
         )
+    except Exception as exc:  # recording its versions failed: nothing of them was kept
+        _fail(run, attempt, workdir, f"recording its results failed: {exc}", timings)
         return
-    remove_tree(workdir / "work")
-    if not services.run_finish(
-        run_id=run.pk, attempt=attempt, outcome=RunState.SUCCEEDED, outputs=outputs, timings=timings
-    ):
-        remove_tree(workdir)  # cancelled in the meantime: nothing of it is kept
+    if PipelineRun.objects.filter(pk=run.pk, state=RunState.SUCCEEDED, attempt=attempt).exists():
+        remove_tree(workdir / "work")
+    else:  # cancelled or lost in the meantime: nothing of it is kept
+        remove_tree(workdir)
+
+
+def _fail(run: PipelineRun, attempt: int, workdir: Path, reason: str, timings: dict) -> None:
+    logger.exception("run %s attempt %s failed", run.pk, attempt)
+    remove_tree(workdir)
+    services.run_finish(
+        run_id=run.pk, attempt=attempt, outcome=RunState.FAILED, error=reason, timings=timings
+    )
 
 
 def _device(progress: _Progress) -> str:
@@ -201,9 +256,10 @@ def _read(version, *, kind: str):
 # --- the shared steps -------------------------------------------------------------------------
 
 
-def _clean(run, inputs, workdir: Path, progress, timings, *, register: bool = True):
-    """Clean the catalog input; (frame, report, the cleaned version submitted to the catalog's
-    stewards, or None when `register` is False: an evaluation re-derives the same frame)."""
+def _clean(run, inputs, workdir: Path, progress, timings, records: _Records | None):
+    """Clean the catalog input; (frame, report). With `records`, the cleaned catalog is
+    written to the work folder and becomes a version submitted to the catalog's stewards once
+    the attempt succeeds (None: an evaluation re-derives the same frame, and keeps nothing)."""
     from recsys.pipelines import retrain as jobs
 
     source = inputs["product_catalog"]
@@ -212,8 +268,13 @@ def _clean(run, inputs, workdir: Path, progress, timings, *, register: bool = Tr
         catalog, report = jobs.clean_catalog(
             _read(source, kind="product_catalog"), should_stop=progress.should_stop
         )
-        derived = _register_cleaned(run, source, catalog, workdir, report) if register else None
-    return catalog, report, derived
+        if records is not None:
+            path = workdir / "work" / "catalog.clean.csv"
+            catalog.to_csv(path, index=False)
+            stored = _store_cleaned(run, source, path, report)  # slow I/O: before run_finish
+            records.add_stored(stored)
+            records.add("cleaned_version", lambda made: _record_cleaned(stored))
+    return catalog, report
 
 
 def _events(inputs: dict):
@@ -314,17 +375,17 @@ def _active_artifacts(run: PipelineRun, *, exclude: int | None = None) -> dict |
 # --- one function per kind --------------------------------------------------------------------
 
 
-def _clean_only(run: PipelineRun, workdir: Path, progress: _Progress, timings: dict) -> dict:
+def _clean_only(run: PipelineRun, workdir: Path, progress: _Progress, timings, records) -> dict:
     """The "clean" kind: clean the catalog and submit it as a new version for its stewards."""
-    _catalog, report, derived = _clean(run, _inputs(run), workdir, progress, timings)
-    return {"cleaned_version": derived.pk, "clean_report": report}
+    _catalog, report = _clean(run, _inputs(run), workdir, progress, timings, records)
+    return {"clean_report": report}
 
 
-def _full_retrain(run: PipelineRun, workdir: Path, progress: _Progress, timings: dict) -> dict:
+def _full_retrain(run: PipelineRun, workdir: Path, progress: _Progress, timings, records) -> dict:
     """clean → pairs → fine-tune → index → evaluate (zero-shot, fine-tuned index, served
     index): a model version and a candidate index version."""
     inputs, params = _inputs(run), run.parameters
-    catalog, clean_report, derived = _clean(run, inputs, workdir, progress, timings)
+    catalog, clean_report = _clean(run, inputs, workdir, progress, timings, records)
     events = _events(inputs)
     pairs = _pairs(run, inputs, catalog, events, params, progress, timings)
     model = _fine_tune(run, pairs, workdir, progress, timings)
@@ -340,20 +401,19 @@ def _full_retrain(run: PipelineRun, workdir: Path, progress: _Progress, timings:
         progress=progress,
         timings=timings,
     )
-    with transaction.atomic():
-        model_version = _record_model(run, model, metrics)
-        index_version = _record_index(run, inputs, model_version, index, metrics)
+    records.add("model_version", lambda made: _record_model(run, model, metrics))
+    records.add(
+        "index_version",
+        lambda made: _record_index(run, inputs, made["model_version"], index, metrics),
+    )
     return {
-        "model_version": model_version.pk,
-        "index_version": index_version.pk,
-        "cleaned_version": derived.pk,
         "clean_report": clean_report,
         "pairs_report": pairs.report,
         "metrics": metrics,
     }
 
 
-def _fine_tune_only(run: PipelineRun, workdir: Path, progress: _Progress, timings: dict) -> dict:
+def _fine_tune_only(run: PipelineRun, workdir: Path, progress: _Progress, timings, records) -> dict:
     """The "fine_tune" kind: clean → pairs → fine-tune → evaluate zero-shot vs fine-tuned on
     the held-out queries. The evaluation searches a scratch index of the catalog built like a
     build would (exact flat below 200k products) and deleted with the run's work folder: the
@@ -361,7 +421,7 @@ def _fine_tune_only(run: PipelineRun, workdir: Path, progress: _Progress, timing
     from recsys.pipelines import retrain as jobs
 
     inputs, params = _inputs(run), run.parameters
-    catalog, clean_report, derived = _clean(run, inputs, workdir, progress, timings)
+    catalog, clean_report = _clean(run, inputs, workdir, progress, timings, records)
     pairs = _pairs(run, inputs, catalog, _events(inputs), params, progress, timings)
     model = _fine_tune(run, pairs, workdir, progress, timings)
     with _step(run, "evaluate", progress, timings):
@@ -376,18 +436,15 @@ def _fine_tune_only(run: PipelineRun, workdir: Path, progress: _Progress, timing
             index_path=str(scratch.path),
             active=None,
         )
-    with transaction.atomic():
-        model_version = _record_model(run, model, metrics)
+    records.add("model_version", lambda made: _record_model(run, model, metrics))
     return {
-        "model_version": model_version.pk,
-        "cleaned_version": derived.pk,
         "clean_report": clean_report,
         "pairs_report": pairs.report,
         "metrics": metrics,
     }
 
 
-def _build_index(run: PipelineRun, workdir: Path, progress: _Progress, timings: dict) -> dict:
+def _build_index(run: PipelineRun, workdir: Path, progress: _Progress, timings, records) -> dict:
     """The "build_index" kind: clean → embed + index the catalog with the model version named
     by the run's parameters → evaluate when labels are an input (zero-shot, this index, the
     served index; the quality gate of activation needs it) → a candidate index version.
@@ -397,12 +454,12 @@ def _build_index(run: PipelineRun, workdir: Path, progress: _Progress, timings: 
     if model_version is None:
         raise ValueError(f"model version {run.parameters.get('model_version')} is gone")
     params = _params_of(run, model_version)
-    catalog, clean_report, derived = _clean(run, inputs, workdir, progress, timings)
+    catalog, clean_report = _clean(run, inputs, workdir, progress, timings, records)
     events = _events(inputs)
     index = _index(
         run, catalog, events, model_version.path, params, workdir / "index", progress, timings
     )
-    outputs = {"model_version": model_version.pk, "cleaned_version": derived.pk}
+    outputs = {"model_version": model_version.pk}
     metrics: dict = {}
     if "relevance_labels" in inputs:
         pairs = _pairs(run, inputs, catalog, events, params, progress, timings)
@@ -419,11 +476,13 @@ def _build_index(run: PipelineRun, workdir: Path, progress: _Progress, timings: 
             timings=timings,
         )
         outputs |= {"pairs_report": pairs.report, "metrics": metrics}
-    index_version = _record_index(run, inputs, model_version, index, metrics)
-    return {**outputs, "index_version": index_version.pk, "clean_report": clean_report}
+    records.add(
+        "index_version", lambda made: _record_index(run, inputs, model_version, index, metrics)
+    )
+    return {**outputs, "clean_report": clean_report}
 
 
-def _evaluate_only(run: PipelineRun, workdir: Path, progress: _Progress, timings: dict) -> dict:
+def _evaluate_only(run: PipelineRun, workdir: Path, progress: _Progress, timings, records) -> dict:
     """The "evaluate" kind: nDCG@10, Recall@100, MRR@10 of the index version named by the run's
     parameters (its model through its own index, checksums verified) against zero-shot and the
     served index, on the held-out queries of its model's split, queries encoded as the index
@@ -436,7 +495,7 @@ def _evaluate_only(run: PipelineRun, workdir: Path, progress: _Progress, timings
     model_version = index.model_version
     built_with = (index.run.parameters or {}).get("max_length")
     params = _params_of(run, model_version) | ({"max_length": built_with} if built_with else {})
-    catalog, clean_report, _none = _clean(run, inputs, workdir, progress, timings, register=False)
+    catalog, clean_report = _clean(run, inputs, workdir, progress, timings, None)
     pairs = _pairs(run, inputs, catalog, _events(inputs), params, progress, timings)
     split = _split_note(inputs, model_version, progress)
     metrics = _evaluate(
@@ -476,14 +535,13 @@ JOBS = {
 # --- recording --------------------------------------------------------------------------------
 
 
-def _register_cleaned(run, source, catalog, workdir: Path, report: dict):
-    from governance.services.versions import dataset_version_register_derived
+def _store_cleaned(run, source, path: Path, report: dict):
+    """Hash and store the cleaned catalog as a version not recorded yet (outside any
+    transaction: the lock run_finish takes is held for the short recording only)."""
+    from governance.services.versions import dataset_version_store_derived
 
-    path = workdir / "work" / "catalog.clean.csv"
-    catalog.to_csv(path, index=False)
-    # No transaction around it: the service stores the file first, then records it briefly.
     with path.open("rb") as handle:
-        version = dataset_version_register_derived(
+        return dataset_version_store_derived(
             asset=source.asset,
             file=File(handle, name=path.name),
             name=path.name,
@@ -492,7 +550,12 @@ def _register_cleaned(run, source, catalog, workdir: Path, report: dict):
             note=f"Cleaned from {source} ({report['rows_in']} → {report['rows_out']} rows)",
             run_key=run.job_key,
         )
-    return version
+
+
+def _record_cleaned(stored):
+    from governance.services.versions import dataset_version_record_derived
+
+    return dataset_version_record_derived(stored)
 
 
 def _record_model(run: PipelineRun, model, metrics: dict) -> ModelVersion:

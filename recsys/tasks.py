@@ -1,13 +1,25 @@
 """Thin Celery tasks of the pipeline: ids in, one service call."""
 
 from celery import shared_task
+from django.conf import settings
 
 
 # Sent to the queue of the run's kind (recsys.constants.RUN_QUEUES); "train" is the fallback.
-@shared_task(name="recsys.run_execute", queue="train", acks_late=True, ignore_result=True)
+# Time limits (prefork, the default pool): at the soft limit the run fails with the reason; at
+# the hard limit the worker process is killed and the sweep fails the run as "worker lost".
+# Both stay below the broker's visibility timeout (checked by config/settings.py).
+@shared_task(
+    name="recsys.run_execute",
+    queue="train",
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=settings.STEWARD_RUN_SOFT_TIME_LIMIT,
+    time_limit=settings.STEWARD_RUN_TIME_LIMIT,
+)
 def run_execute_task(run_id: int, attempt: int) -> None:
-    """Safe to redeliver: the service's state/attempt guard runs a job at most once, and a
-    delivery that finds its attempt still running marks it "worker lost"."""
+    """Safe to redeliver: the service's state/attempt guard runs a job at most once; a
+    delivery that finds its attempt running is ignored while its worker reports, and marks
+    it "worker lost" once that worker has gone silent."""
     from recsys.services import run_execute
 
     run_execute(run_id=run_id, attempt=attempt)

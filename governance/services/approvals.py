@@ -272,6 +272,24 @@ def approval_cancel(*, actor, request: ApprovalRequest, reason: str = "") -> App
     return request
 
 
+@transaction.atomic
+def approval_withdraw(*, actor, request: ApprovalRequest, reason: str) -> ApprovalRequest:
+    """The subject's own service closes its pending request because `actor` cancelled the
+    subject (that service checked that they may): cancelled, recorded as done by `actor`."""
+    request = ApprovalRequest.objects.select_for_update().get(pk=request.pk)
+    if request.state != ApprovalState.PENDING:
+        raise InvalidTransitionError(f"This request is already {request.state}.")
+    _close(
+        actor=actor,
+        request=request,
+        state=ApprovalState.CANCELLED,
+        note=reason,
+        handler=handler_for(request.kind),
+        subject=request.subject,
+    )
+    return request
+
+
 def approvals_expire_due(*, now=None) -> int:
     """Expire pending requests past their expiry (beat; idempotent)."""
     now = now or timezone.now()

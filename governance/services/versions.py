@@ -115,15 +115,16 @@ def dataset_version_upload(
     )
 
 
-def dataset_version_register_derived(
+def dataset_version_store_derived(
     *, asset: DataAsset, file, name: str, fmt: str, uploader, note: str, run_key: str
 ) -> DatasetVersion:
-    """Store a file a pipeline run derived from approved inputs (e.g. the cleaned catalog) as a
-    new version of `asset`, submitted for its stewards' approval like any upload. The approved
-    run is the authority, so no upload permission is checked; `uploader` is the run's
-    requester, who therefore cannot approve it."""
-    return _store_version(
-        actor=None,
+    """Hash and store a file a pipeline run derived from approved inputs (e.g. the cleaned
+    catalog), outside any transaction; the version is not recorded yet (no pk): the run records
+    it with `dataset_version_record_derived` in the transaction that marks it succeeded, or
+    drops it with `dataset_version_discard_stored`. The approved run is the authority, so no
+    upload permission is checked; `uploader` is the run's requester, who therefore cannot
+    approve it."""
+    return _store_file(
         uploader=uploader,
         asset=asset,
         file=file,
@@ -131,11 +132,36 @@ def dataset_version_register_derived(
         fmt=fmt,
         note=f"{note} (run {run_key})",
         submit=True,
-        verb="datasetversion.derived",
     )
 
 
+def dataset_version_record_derived(version: DatasetVersion) -> DatasetVersion:
+    """Record a stored derived version (short; inside the caller's transaction), submitted for
+    its stewards' approval like any upload once profiled."""
+    return _record_version(version, actor=None, verb="datasetversion.derived")
+
+
+def dataset_version_discard_stored(version: DatasetVersion) -> None:
+    """Remove the stored file of a derived version that was never recorded (its run failed,
+    was cancelled or lost): nothing is left behind."""
+    if version.pk is None or not DatasetVersion.objects.filter(pk=version.pk).exists():
+        version.file.delete(save=False)
+
+
 def _store_version(*, actor, uploader, asset, file, name, fmt, note, submit, verb):
+    version = _store_file(
+        uploader=uploader, asset=asset, file=file, name=name, fmt=fmt, note=note, submit=submit
+    )
+    try:
+        return _record_version(version, actor=actor, verb=verb)
+    except Exception:
+        version.file.delete(save=False)  # not recorded: nothing left behind
+        raise
+
+
+def _store_file(*, uploader, asset, file, name, fmt, note, submit) -> DatasetVersion:
+    """Check, hash and store an uploaded file, outside any transaction (a fresh storage key: no
+    other version's folder); the version it returns is not recorded yet."""
     name = check_upload_name(name)
     size = file.size
     if size is None or size == 0:
@@ -163,13 +189,8 @@ def _store_version(*, actor, uploader, asset, file, name, fmt, note, submit, ver
         submit_when_profiled=submit,
     )
     file.seek(0)
-    # Stored first, outside any transaction (a fresh storage key: no other version's folder).
     version.file.save(name, file, save=False)
-    try:
-        return _record_version(version, actor=actor, verb=verb)
-    except Exception:
-        version.file.delete(save=False)  # not recorded: nothing left behind
-        raise
+    return version
 
 
 @transaction.atomic

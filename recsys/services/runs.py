@@ -13,6 +13,7 @@ import uuid
 from datetime import timedelta
 from functools import partial
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -22,17 +23,12 @@ from governance.choices import ApprovalKind, ApprovalState
 from governance.models import ApprovalRequest, DatasetVersion
 from governance.services.approvals import (
     SubjectHandler,
-    approval_cancel,
     approval_request_open,
+    approval_withdraw,
 )
 from recsys import permissions
 from recsys.choices import TERMINAL_RUN_STATES, IndexStatus, RunKind, RunState
-from recsys.constants import (
-    RUN_LOG_MAX_CHARS,
-    RUN_QUEUES,
-    SWEEP_REENQUEUE_AFTER_SECONDS,
-    WORKER_LOST_AFTER_SECONDS,
-)
+from recsys.constants import RUN_LOG_MAX_CHARS, RUN_QUEUES
 from recsys.models import IndexVersion, Pipeline, PipelineRun
 from recsys.pipelines.common import stable_hash
 from recsys.services.run_validation import (
@@ -44,6 +40,7 @@ from recsys.services.run_validation import (
     version_refusal,
     visible_inputs,
 )
+from recsys.storage import remove_tree, run_dir
 from teams.errors import PermissionDeniedError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -173,12 +170,14 @@ def _enqueue(run_id: int, attempt: int, kind: str) -> None:
     PipelineRun.objects.filter(pk=run_id, state=RunState.QUEUED).update(enqueued_at=timezone.now())
 
 
-def runs_sweep(*, now=None, worker_lost_after: int = WORKER_LOST_AFTER_SECONDS) -> dict:
-    """The beat job. Re-enqueue queued runs no worker has started (the broker was down, or the
-    message was lost): harmless if a delivery is duplicated. Fail running runs whose worker
-    stopped reporting ("worker lost", e.g. killed by the OOM killer): ops retry them."""
+def runs_sweep(*, now=None, worker_lost_after: int | None = None) -> dict:
+    """The beat job (every STEWARD_RUN_SWEEP_SECONDS). Re-enqueue queued runs no worker has
+    started within STEWARD_RUN_REENQUEUE_AFTER_SECONDS (the broker was down, the message was
+    lost, or the queue is long): a duplicate delivery is harmless. Fail running runs whose
+    worker stopped reporting ("worker lost", e.g. killed by the OOM killer or at the task's
+    hard time limit) and remove their attempt's files: ops retry them."""
     now = now or timezone.now()
-    stale = now - timedelta(seconds=SWEEP_REENQUEUE_AFTER_SECONDS)
+    stale = now - timedelta(seconds=settings.STEWARD_RUN_REENQUEUE_AFTER_SECONDS)
     waiting = PipelineRun.objects.filter(state=RunState.QUEUED).filter(
         Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
     )
@@ -186,21 +185,40 @@ def runs_sweep(*, now=None, worker_lost_after: int = WORKER_LOST_AFTER_SECONDS) 
     for run_id, attempt, kind in waiting.values_list("pk", "attempt", "kind"):
         _enqueue(run_id, attempt + 1, kind)
         requeued += 1
-    silent = now - timedelta(seconds=worker_lost_after)
+    silent = _silent_since(now, worker_lost_after)
     lost = 0
     for run_id in PipelineRun.objects.filter(
-        state=RunState.RUNNING, heartbeat_at__lt=silent
+        Q(heartbeat_at__lt=silent) | Q(heartbeat_at__isnull=True), state=RunState.RUNNING
     ).values_list("pk", flat=True):
         with transaction.atomic():
             run = PipelineRun.objects.select_for_update().get(pk=run_id)
-            if run.state == RunState.RUNNING and run.heartbeat_at < silent:
-                _finish_failed(
-                    run,
-                    "worker lost: no sign of life from its worker since "
-                    f"{run.heartbeat_at:%H:%M:%S}; retry it as a new attempt",
-                )
+            if run.state == RunState.RUNNING and _worker_silent(run, silent):
+                _finish_worker_lost(run)
                 lost += 1
     return {"requeued": requeued, "worker_lost": lost}
+
+
+def _silent_since(now, worker_lost_after: int | None = None):
+    """A running run whose worker has not reported since this moment is "worker lost"."""
+    if worker_lost_after is None:
+        worker_lost_after = settings.STEWARD_RUN_WORKER_LOST_AFTER_SECONDS
+    return now - timedelta(seconds=worker_lost_after)
+
+
+def _worker_silent(run: PipelineRun, silent) -> bool:
+    return run.heartbeat_at is None or run.heartbeat_at < silent
+
+
+def _finish_worker_lost(run: PipelineRun) -> None:
+    """Fail a running attempt whose worker stopped reporting, and remove its files (after the
+    commit) once no worker writes them any more: a worker still alive after all finds its run
+    failed at its next report and stops."""
+    since = f"{run.heartbeat_at:%H:%M:%S}" if run.heartbeat_at else "it started"
+    _finish_failed(
+        run,
+        f"worker lost: no sign of life from its worker since {since}; retry it as a new attempt",
+    )
+    transaction.on_commit(partial(remove_tree, run_dir(run.job_key, run.attempt)))
 
 
 RUN_HANDLER = SubjectHandler(
@@ -258,10 +276,18 @@ def run_start(*, run_id: int, attempt: int) -> PipelineRun | None:
         if run is None or run.state in TERMINAL_RUN_STATES:
             return None
         if run.state == RunState.RUNNING:
-            if attempt == run.attempt:  # redelivered after its worker died
-                _finish_failed(
+            if attempt != run.attempt:
+                return None
+            # The same attempt delivered again: re-sent by the sweep while it waited in a long
+            # queue, or redelivered by the broker. Only a worker that stopped reporting is lost.
+            if _worker_silent(run, _silent_since(timezone.now())):
+                _finish_worker_lost(run)
+            else:
+                _append_log(
                     run,
-                    "worker lost: the job was redelivered while running; retry it as a new attempt",
+                    f"ignored a duplicate delivery of attempt {attempt}: it is running on "
+                    f"{run.worker_host or 'a worker'}, which reported at "
+                    f"{run.heartbeat_at:%H:%M:%S}",
                 )
             return None
         if run.state != RunState.QUEUED or attempt != run.attempt + 1:
@@ -331,14 +357,19 @@ def run_finish(
     error: str = "",
     outputs: dict | None = None,
     timings: dict | None = None,
+    record=None,
 ) -> bool:
-    """Compare-and-set the end of a running attempt (a cancelled run is not resurrected)."""
+    """Compare-and-set the end of a running attempt (a cancelled run is not resurrected).
+    `record()` makes the versions a succeeding attempt produced (returns their ids, added to
+    the outputs) in the same transaction: only an attempt that succeeds registers any."""
     with transaction.atomic():
         run = PipelineRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.state != RunState.RUNNING or run.attempt != attempt:
             return False
         if run.cancel_requested and outcome != RunState.FAILED:
             outcome, error = RunState.CANCELLED, error or "cancelled by request"
+        if outcome == RunState.SUCCEEDED and record is not None:
+            outputs = {**(outputs or {}), **record()}
         _append_log(run, f"{outcome.upper()}{': ' + error if error else ''}")
         _set_state(
             actor=None,
@@ -439,7 +470,9 @@ def run_cancel(*, actor, run: PipelineRun) -> PipelineRun:
         finished_at=timezone.now(),
     )
     if pending is not None:
-        approval_cancel(actor=pending.requester, request=pending, reason="run cancelled")
+        approval_withdraw(
+            actor=actor, request=pending, reason=f"run cancelled by {actor.get_username()}"
+        )
     return run
 
 

@@ -101,9 +101,11 @@ class _Worker:
         self.log_file.close()
 
 
-def _start_worker(log_dir: Path, queue: str) -> _Worker:
+def _start_worker(log_dir: Path, queue: str, *, concurrency: int = 0) -> _Worker:
     """A `celery worker` of our own (built like conftest's session worker) consuming `queue`
-    only, so that the test may kill it without touching the session worker."""
+    only, so that the test may kill it without touching the session worker; with
+    `concurrency`, a prefork worker of that many processes (as `make run` and production
+    start) instead of the solo pool."""
     env = dict(os.environ)
     env.update(
         DATABASE_URL=_worker_database_url(),
@@ -115,11 +117,13 @@ def _start_worker(log_dir: Path, queue: str) -> _Worker:
         # optimiser step many times slower; one keeps the run's pace predictable.
         OMP_NUM_THREADS="1",
     )
+    pool = ("--pool", "prefork", "--concurrency", str(concurrency)) if concurrency else None
+    pool = pool or ("--pool", "solo")
     name = f"resilience-{uuid.uuid4().hex[:8]}"
     log_path = log_dir / f"{name}.log"
     log_file = open(log_path, "w")  # noqa: SIM115 - closed by _Worker.stop
     proc = subprocess.Popen(
-        worker_argv(f"{name}@%h", queues=queue),
+        worker_argv(f"{name}@%h", queues=queue, pool=pool),
         cwd=Path(__file__).resolve().parents[2],
         env=env,
         stdout=log_file,
@@ -152,6 +156,14 @@ def _run_jobs_routed_to(queue: str):
 
     with mock.patch.object(task, "apply_async", side_effect=redirect) as spy:
         yield spy
+
+
+def _purge(queue: str) -> None:
+    """Drop what is left in a queue of this test's own (duplicates nobody needs any more)."""
+    from config.celery import app
+
+    with app.connection_for_write() as connection, contextlib.suppress(Exception):
+        connection.default_channel.queue_purge(queue)
 
 
 def _reset_producer_pools() -> None:
@@ -344,3 +356,48 @@ def test_a_damaged_index_is_refused_at_activation_and_at_load(celery_worker):
 
     with pytest.raises(IndexChecksumError, match=r"checksum mismatch for index\.faiss"):
         load_index(index.path)
+
+
+def test_a_backlog_the_sweep_sends_again_runs_every_run_exactly_once(tmp_path, settings):
+    """Two consumers (a worker at concurrency 2, as `make run` starts) and four runs: two wait
+    queued past the sweep's threshold, so the sweep sends them again (in production every
+    minute after two; here every half second after one), and the duplicates reach the worker
+    while the runs they duplicate are running. A worker that reports is not lost: every run
+    succeeds, once (one start, one model, one index), and none is failed as "worker lost"
+    (which is what became of the long run before: a duplicate delivery killed it)."""
+    settings.STEWARD_RUN_REENQUEUE_AFTER_SECONDS = 1
+    org = _pipeline_org()
+    queue = f"train-backlog-{uuid.uuid4().hex[:8]}"
+    # The first two start at once; the last two wait, sent again and again. Then one long run
+    # and one short: when the short one ends, the worker takes the next message, a duplicate
+    # of the long one, which runs for seconds still (the queue is polled every second).
+    runs = [request_run(org, max_steps=steps, batch_size=8) for steps in (3, 3, 150, 3)]
+    worker = None
+    requeued = 0
+    try:
+        with _run_jobs_routed_to(queue):
+            worker = _start_worker(tmp_path, queue, concurrency=2)
+            for run in runs:
+                approve_run(org, run)
+            deadline = time.monotonic() + 300
+            while any(_row(run)["state"] not in TERMINAL for run in runs):
+                assert time.monotonic() < deadline, [_row(run) for run in runs]
+                requeued += services.runs_sweep()["requeued"]
+                time.sleep(0.5)
+    finally:
+        if worker is not None:
+            worker.stop()
+        _purge(queue)
+
+    assert requeued >= 2, requeued  # the backlog was sent again (the case under test)
+    logs = [PipelineRun.objects.get(pk=run.pk).log for run in runs]
+    for run, log in zip(runs, logs, strict=True):
+        row = _row(run)
+        assert row["state"] == "succeeded", log + worker.log()[-3000:]
+        assert row["attempt"] == 1 and row["error"] == ""
+        assert "worker lost" not in log
+        assert _started_events(run) == 1
+        assert ModelVersion.objects.filter(run=run).count() == 1
+        assert IndexVersion.objects.filter(run=run).count() == 1
+    ignored = sum(log.count("ignored a duplicate delivery of attempt 1") for log in logs)
+    assert ignored >= 1, (requeued, logs)  # a duplicate reached a running run, and was ignored

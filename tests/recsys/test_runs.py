@@ -4,7 +4,13 @@ rollback and a corrupted index. The task body is called directly, as a worker wo
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings as django_settings
 
 from governance import services as gov
 from governance.models import DatasetVersion
@@ -340,3 +346,197 @@ def test_a_clean_run_cleans_and_submits_the_catalog_only(
     assert cleaned.asset == org.asset and cleaned.number == org.catalog_v.number + 1
     report = run.outputs["clean_report"]
     assert report["rows_in"] >= report["rows_out"] > 0
+
+
+def _running(org, capture, **parameters):
+    """A run approved and started by a worker (attempt 1 RUNNING, heartbeat just now)."""
+    run = _request(org, **parameters)
+    _approve_all(org, run, capture)
+    return run_start(run_id=run.pk, attempt=1)
+
+
+def _started_count(run) -> int:
+    from governance.models import AuditEvent
+
+    return AuditEvent.objects.filter(verb="pipelinerun.started", target_id=str(run.pk)).count()
+
+
+def test_a_duplicate_delivery_for_a_running_attempt_with_a_fresh_heartbeat_is_ignored(
+    pipeline_org, django_capture_on_commit_callbacks
+):
+    """The sweep re-sends a run queued too long, and Redis redelivers a job past its visibility
+    timeout: the same attempt is then delivered while its worker runs it. A worker that still
+    reports is not lost: the delivery is ignored (said in the run's log) and the run goes on."""
+    run = _running(pipeline_org, django_capture_on_commit_callbacks)
+    services.run_execute(run_id=run.pk, attempt=1)  # the duplicate, on another worker
+    row = PipelineRun.objects.get(pk=run.pk)
+    assert row.state == "running" and row.error == "", row.error
+    assert "ignored a duplicate delivery of attempt 1" in row.log
+    execute(run=run, attempt=1)  # the worker that really runs it finishes it
+    row.refresh_from_db()
+    assert row.state == "succeeded", row.error + row.log
+    assert row.attempt == 1 and _started_count(run) == 1
+    assert IndexVersion.objects.filter(run=run).count() == 1
+
+
+def test_a_duplicate_delivery_for_a_silent_worker_fails_it_as_worker_lost_without_its_files(
+    pipeline_org, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    run = _running(pipeline_org, django_capture_on_commit_callbacks)
+    partial = run_dir(run.job_key, 1) / "model"
+    partial.mkdir(parents=True)
+    (partial / "weights.tmp").write_bytes(b"half a model")
+    silent_since = timezone.now() - timedelta(hours=1)  # STEWARD_RUN_WORKER_LOST_AFTER_SECONDS
+    PipelineRun.objects.filter(pk=run.pk).update(heartbeat_at=silent_since)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.run_execute(run_id=run.pk, attempt=1)
+    run.refresh_from_db()
+    assert run.state == "failed" and "worker lost" in run.error
+    assert not run_dir(run.job_key, 1).exists()
+
+
+def test_the_sweep_fails_a_silent_run_as_worker_lost_and_removes_its_artifact_folder(
+    pipeline_org, settings, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.STEWARD_RUN_WORKER_LOST_AFTER_SECONDS = 30
+    run = _running(pipeline_org, django_capture_on_commit_callbacks)
+    other = _running(pipeline_org, django_capture_on_commit_callbacks)
+    for each in (run, other):
+        (run_dir(each.job_key, 1) / "index").mkdir(parents=True)
+        (run_dir(each.job_key, 1) / "index" / "index.faiss").write_bytes(b"part")
+    assert services.runs_sweep(now=timezone.now() + timedelta(seconds=10)) == {
+        "requeued": 0,
+        "worker_lost": 0,
+    }
+    PipelineRun.objects.filter(pk=run.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=31)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.runs_sweep() == {"requeued": 0, "worker_lost": 1}
+    run.refresh_from_db()
+    assert run.state == "failed" and "worker lost" in run.error
+    assert not run_dir(run.job_key, 1).exists()
+    assert run_dir(other.job_key, 1).exists()  # its worker still reports
+    assert PipelineRun.objects.get(pk=other.pk).state == "running"
+
+
+def test_the_sweep_re_sends_queued_runs_after_the_configured_time(
+    pipeline_org, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from recsys.services import runs as run_services
+
+    settings.STEWARD_RUN_REENQUEUE_AFTER_SECONDS = 5
+    run = _request(pipeline_org)
+    _approve_all(pipeline_org, run, django_capture_on_commit_callbacks)
+    PipelineRun.objects.filter(pk=run.pk).update(enqueued_at=timezone.now())
+    sent = []
+    monkeypatch.setattr(run_services, "_enqueue", lambda *job: sent.append(job))
+    assert services.runs_sweep()["requeued"] == 0
+    assert services.runs_sweep(now=timezone.now() + timedelta(seconds=6))["requeued"] == 1
+    assert sent == [(run.pk, 1, "full_retrain")]
+
+
+def test_cancelling_a_run_awaiting_approval_records_who_cancelled_it(pipeline_org):
+    from governance.models import AuditEvent
+
+    run = _request(pipeline_org)  # requested by beta.ops
+    lead = pipeline_org.user("beta.lead")
+    services.run_cancel(actor=lead, run=run)
+    approval = _approval(run)
+    assert approval.state == "cancelled"
+    assert "beta.lead" in approval.outcome_note
+    event = AuditEvent.objects.filter(verb="approval.cancelled", target_id=str(approval.pk)).get()
+    assert event.actor == lead
+    run.refresh_from_db()
+    assert run.state == "cancelled" and run.error == "cancelled by beta.lead"
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        (RuntimeError("CUDA out of memory"), "RuntimeError: CUDA out of memory"),
+        (SoftTimeLimitExceeded(), "stopped at its time limit of 18000s"),
+    ],
+)
+def test_a_failed_attempt_registers_no_cleaned_catalog_version_and_its_retry_registers_one(
+    pipeline_org, settings, monkeypatch, failure, reason, django_capture_on_commit_callbacks
+):
+    """The catalog is cleaned first; fine-tuning then dies (out of memory, or the task's soft
+    time limit). The cleaned catalog of a failed attempt must not reach the catalog's stewards
+    as a new version."""
+    from recsys.pipelines import retrain
+
+    org = pipeline_org
+    settings.STEWARD_RUN_SOFT_TIME_LIMIT = 18000
+    versions_before = DatasetVersion.objects.filter(asset=org.asset).count()
+    real_fine_tune = retrain.fine_tune
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(retrain, "fine_tune", fail)
+    run = _request(org)
+    _approve_all(org, run, django_capture_on_commit_callbacks)
+    services.run_execute(run_id=run.pk, attempt=1)
+    run.refresh_from_db()
+    assert run.state == "failed" and run.error == reason
+    assert "clean" in run.timings  # the catalog was cleaned before it failed
+    assert DatasetVersion.objects.filter(asset=org.asset).count() == versions_before
+    assert not run_dir(run.job_key, 1).exists()
+
+    monkeypatch.setattr(retrain, "fine_tune", real_fine_tune)
+    with django_capture_on_commit_callbacks(execute=False):
+        services.run_retry(actor=org.user("beta.ops"), run=run)
+    services.run_execute(run_id=run.pk, attempt=2)
+    run.refresh_from_db()
+    assert run.state == "succeeded", run.error + run.log
+    cleaned = DatasetVersion.objects.get(asset=org.asset, number__gt=org.catalog_v.number)
+    assert run.outputs["cleaned_version"] == cleaned.pk
+    assert cleaned.status == "draft" and cleaned.submit_when_profiled
+
+
+@pytest.mark.parametrize(
+    ("env", "refusal"),
+    [
+        (
+            {"CELERY_BROKER_URL": "redis://127.0.0.1:9/0", "CELERY_VISIBILITY_TIMEOUT": "3600"}
+            | {"STEWARD_RUN_SOFT_TIME_LIMIT": "3000", "STEWARD_RUN_TIME_LIMIT": "3600"},
+            "CELERY_VISIBILITY_TIMEOUT (3600s) must be above STEWARD_RUN_TIME_LIMIT (3600s)",
+        ),
+        (
+            {"STEWARD_RUN_SOFT_TIME_LIMIT": "600", "STEWARD_RUN_TIME_LIMIT": "600"},
+            "STEWARD_RUN_SOFT_TIME_LIMIT must be positive and below STEWARD_RUN_TIME_LIMIT",
+        ),
+        ({"CELERY_BROKER_URL": "redis://127.0.0.1:9/0"}, None),  # the defaults fit
+    ],
+)
+def test_run_time_limits_the_broker_would_cut_short_are_refused_at_start_up(env, refusal):
+    """Redis redelivers a job unacknowledged for its visibility timeout: a run allowed to go
+    on longer would be delivered again while it runs. Settings refuse such limits."""
+    from recsys.tasks import run_execute_task
+
+    assert run_execute_task.soft_time_limit == django_settings.STEWARD_RUN_SOFT_TIME_LIMIT
+    assert run_execute_task.time_limit == django_settings.STEWARD_RUN_TIME_LIMIT
+    code = "import django; django.setup(); from recsys.tasks import run_execute_task as t; "
+    code += "print(t.soft_time_limit, t.time_limit)"
+    ambient = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_RUN_")}
+    env = {**ambient, "DJANGO_SETTINGS_MODULE": "config.settings", **env}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if refusal is None:
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["18000", "18600"]
+    else:
+        assert done.returncode != 0 and "ImproperlyConfigured" in done.stderr
+        assert refusal in done.stderr
