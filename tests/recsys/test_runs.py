@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
@@ -481,6 +482,8 @@ def test_a_failed_attempt_registers_no_cleaned_catalog_version_and_its_retry_reg
     org = pipeline_org
     settings.STEWARD_RUN_SOFT_TIME_LIMIT = 18000
     versions_before = DatasetVersion.objects.filter(asset=org.asset).count()
+    media = Path(settings.MEDIA_ROOT)
+    cleaned_files_before = set(media.rglob("catalog.clean*.csv"))
     real_fine_tune = retrain.fine_tune
 
     def fail(*args, **kwargs):
@@ -495,6 +498,8 @@ def test_a_failed_attempt_registers_no_cleaned_catalog_version_and_its_retry_reg
     assert "clean" in run.timings  # the catalog was cleaned before it failed
     assert DatasetVersion.objects.filter(asset=org.asset).count() == versions_before
     assert not run_dir(run.job_key, 1).exists()
+    # The cleaned file was stored before run_finish (no slow I/O under its lock): it went too.
+    assert set(media.rglob("catalog.clean*.csv")) == cleaned_files_before
 
     monkeypatch.setattr(retrain, "fine_tune", real_fine_tune)
     with django_capture_on_commit_callbacks(execute=False):
@@ -505,6 +510,7 @@ def test_a_failed_attempt_registers_no_cleaned_catalog_version_and_its_retry_reg
     cleaned = DatasetVersion.objects.get(asset=org.asset, number__gt=org.catalog_v.number)
     assert run.outputs["cleaned_version"] == cleaned.pk
     assert cleaned.status == "draft" and cleaned.submit_when_profiled
+    assert Path(cleaned.file.path).is_file()
 
 
 @pytest.mark.parametrize(
