@@ -20,6 +20,7 @@ import pytest
 
 from governance import profiling
 from governance.profiling import DatasetReadError, ReadLimits, iter_frames, profile_file
+from tests.governance.test_profiling import zipped
 
 MIB = 1 << 20
 
@@ -38,14 +39,6 @@ def gzip_of_chunks(path: Path, head: bytes, chunk: bytes, count: int, tail: byte
             out.write(chunk)
         out.write(tail)
     return path
-
-
-def zipped(members: dict[str, bytes | str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def read_error(path: Path, **kwargs) -> DatasetReadError:

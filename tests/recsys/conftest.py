@@ -1,7 +1,8 @@
 """Fixtures for the recsys pipeline tests: a tiny BERT built from a config (no downloads), and
 the ``slow`` marker gate (tests loading the real all-MiniLM-L6-v2 run only with STEWARD_SLOW=1).
 
-These tests exercise pure pipeline code and never touch the database.
+`porg` is the pipeline organization (tests/recsys/pipeline_setup.py) on the tiny model, with the
+test's own media and artifact folders.
 """
 
 from __future__ import annotations
@@ -36,3 +37,13 @@ def tiny_encoder(tiny_model_path):
     from recsys.pipelines.encoding import load_encoder
 
     return load_encoder(tiny_model_path)
+
+
+@pytest.fixture
+def porg(org, settings, tmp_path, tiny_model_path):
+    """The pipeline organization on the tiny model; uploads and artifacts in the test's folder."""
+    from tests.recsys.pipeline_setup import build_pipeline_org
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    return build_pipeline_org(org, tiny_model_path)

@@ -19,16 +19,9 @@ from recsys.models import PipelineRun
 from recsys.pipelines import encoding
 from teams.errors import ValidationError
 from tests.conftest import api_as, login
-from tests.recsys.pipeline_setup import approve_run, build_pipeline_org, request_run
+from tests.recsys.pipeline_setup import approve_run, request_run
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def porg(org, settings, tmp_path, tiny_model_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
-    return build_pipeline_org(org, tiny_model_path)
 
 
 @pytest.mark.parametrize("base", ["sentence-transformers/all-mpnet-base-v2", "/tmp", "model:999"])

@@ -8,16 +8,9 @@ from django.core.files.storage import default_storage
 
 from recsys import services
 from recsys.models import IndexVersion
-from tests.recsys.pipeline_setup import approve_run, build_pipeline_org, request_run
+from tests.recsys.pipeline_setup import approve_run, request_run
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def porg(org, settings, tmp_path, tiny_model_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
-    return build_pipeline_org(org, tiny_model_path)
 
 
 def test_an_input_file_altered_after_approval_fails_the_run(

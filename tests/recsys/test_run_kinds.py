@@ -19,18 +19,10 @@ from tests.conftest import api_as, login
 from tests.recsys.pipeline_setup import (
     approve_run,
     approved_version,
-    build_pipeline_org,
     run_approval,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def porg(org, settings, tmp_path, tiny_model_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
-    return build_pipeline_org(org, tiny_model_path)
 
 
 def _request(org, kind, inputs=None, **parameters):

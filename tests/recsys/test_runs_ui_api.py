@@ -5,16 +5,9 @@ import pytest
 
 from recsys.models import PipelineRun
 from tests.conftest import api_as, login
-from tests.recsys.pipeline_setup import build_pipeline_org, request_run
+from tests.recsys.pipeline_setup import request_run
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def porg(org, settings, tmp_path, tiny_model_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
-    return build_pipeline_org(org, tiny_model_path)
 
 
 def _body(porg, **extra):
