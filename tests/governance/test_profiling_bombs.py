@@ -105,6 +105,9 @@ def test_import_dataset_profile_now_on_one_huge_gzipped_line_fails_fast_in_bound
     env.update(
         DATABASE_URL=_worker_database_url(),
         MEDIA_ROOT=str(media),
+        # The command profiles in-process; the job it also enqueues must not reach the session's
+        # worker (other MEDIA_ROOT: "the stored file is missing"): a broker nobody consumes.
+        CELERY_BROKER_URL="memory://",
         STEWARD_TEST_OUT=str(tmp_path / "output.txt"),
         PYTHONUNBUFFERED="1",
     )
