@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "governance.audit.CorrelationIdMiddleware",
+    "teams.api.middleware.ApiInputGuardMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -205,9 +206,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "teams.api.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "teams.api.schema.StewardAutoSchema",
     "EXCEPTION_HANDLER": "teams.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -219,6 +220,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The input serializers say which fields a PATCH requires (not all optional).
+    "COMPONENT_SPLIT_PATCH": False,
+    # Request bodies are documented as JSON (uploads name multipart themselves).
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
     "ENUM_NAME_OVERRIDES": {
         "RaciKindEnum": "teams.choices.RaciKind",
         "AssetKindEnum": "governance.choices.AssetKind",

@@ -169,6 +169,7 @@ class ApprovalRequestViewSet(
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
+    @extend_schema(responses={200: ApprovalRequestOutputSerializer(many=True)})
     @action(detail=False, methods=["get"])
     def inbox(self, request):
         """Pending requests the caller may decide, oldest first."""
@@ -217,8 +218,9 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return super().list(request, *args, **kwargs)
 
     @extend_schema(responses={200: IncidentEventOutputSerializer(many=True)})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def timeline(self, request, pk=None):
+        """Every event of the incident, oldest first (a plain list: not paginated)."""
         incident = self.get_object()
         return Response(
             IncidentEventOutputSerializer(incident.events.select_related("actor"), many=True).data
