@@ -2,11 +2,15 @@
 give, with the one error shape (teams.api.errors.ErrorSerializer). Set as DEFAULT_SCHEMA_CLASS,
 so an endpoint added later is covered without a decorator."""
 
+from django.core.exceptions import FieldDoesNotExist
+from django.db.backends.base.operations import BaseDatabaseOperations
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
 from teams.api.errors import ErrorSerializer
+
+INTEGER_RANGES = BaseDatabaseOperations.integer_field_ranges
 
 # status -> (description, methods it applies to; None: every method)
 ERROR_RESPONSES = {
@@ -19,6 +23,24 @@ ERROR_RESPONSES = {
 
 
 class StewardAutoSchema(AutoSchema):
+    def _insert_min_max(self, field, content):
+        """Integer columns documented with the standard SQL ranges (PostgreSQL's), whichever
+        database generates the schema: SQLite reports 64 bits for every integer column, and the
+        committed schema must not depend on the backend that wrote it."""
+        super()._insert_min_max(field, content)
+        model = getattr(getattr(getattr(field, "parent", None), "Meta", None), "model", None)
+        if model is None or content.get("type") != "integer":
+            return
+        try:
+            column = model._meta.get_field(field.source)
+        except FieldDoesNotExist:
+            return
+        low, high = INTEGER_RANGES.get(column.get_internal_type(), (None, None))
+        if "maximum" in content and high is not None:
+            content["maximum"] = min(content["maximum"], high)
+        if "minimum" in content and low is not None:
+            content["minimum"] = max(content["minimum"], low)
+
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         # A list that may not be empty says so (drf-spectacular leaves allow_empty out).
