@@ -50,9 +50,7 @@ class TeamFilterSet(django_filters.FilterSet):
     parent_id = IdFilter(field_name="parent_id")
     name = django_filters.CharFilter(lookup_expr="icontains")
     archived = StrictBooleanFilter()
-    root = StrictBooleanFilter(
-        field_name="parent", lookup_expr="isnull", label="Roots only"
-    )
+    root = StrictBooleanFilter(field_name="parent", lookup_expr="isnull", label="Roots only")
 
     class Meta:
         model = Team
