@@ -26,6 +26,7 @@ from governance.api.serializers import (
     NoteInputSerializer,
     ReasonInputSerializer,
 )
+from governance.models import AssetSLA
 from teams import selectors as team_selectors
 from teams.api.inputs import valid_input
 
@@ -78,11 +79,12 @@ class DataAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @extend_schema(methods=["GET"], responses={200: AssetSLASerializer})
     @action(detail=True, methods=["get", "put"])
     def sla(self, request, slug=None):
-        """The asset's SLA; PUT sets the given thresholds (null: not checked)."""
+        """The asset's SLA; PUT sets the given thresholds (null: not checked). An asset without
+        one answers the defaults that then apply (no threshold; the schema contract enforced)."""
         asset = self.get_object()
         if request.method == "GET":
-            sla = getattr(asset, "sla", None)
-            return Response(AssetSLASerializer(sla).data if sla else {})
+            sla = getattr(asset, "sla", None) or AssetSLA(asset=asset)
+            return Response(AssetSLASerializer(sla).data)
         sla = services.assetsla_update(
             actor=request.user, asset=asset, **valid_input(AssetSLAInputSerializer, request.data)
         )

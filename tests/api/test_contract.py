@@ -184,3 +184,11 @@ def test_the_schema_documents_what_the_list_answers_are(schema):
     assert page["schema"]["minimum"] == 1
     role = components["MembershipRoleInputRequest"]
     assert role["required"] == ["role"], "a PATCH of a membership needs its role"
+
+
+def test_the_sla_of_an_asset_without_one_has_the_documented_shape(org):
+    response = api_as(org.admin).get("/api/v1/assets/catalog/sla/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["enforce_schema"] is True, "with no SLA the schema contract is enforced"
+    assert body["min_rows"] is None and body["column_max_null_rates"] == {}
