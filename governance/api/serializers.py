@@ -162,6 +162,10 @@ class ReasonInputSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
 
 
+class RequiredReasonInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, help_text="Why (required).")
+
+
 class NoteInputSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 

@@ -25,6 +25,7 @@ from governance.api.serializers import (
     IncidentOutputSerializer,
     NoteInputSerializer,
     ReasonInputSerializer,
+    RequiredReasonInputSerializer,
 )
 from governance.models import AssetSLA
 from teams import selectors as team_selectors
@@ -144,13 +145,15 @@ class DatasetVersionViewSet(
         )
         return Response(self.get_serializer(version).data)
 
-    @extend_schema(request=ReasonInputSerializer, responses={200: DatasetVersionOutputSerializer})
+    @extend_schema(
+        request=RequiredReasonInputSerializer, responses={200: DatasetVersionOutputSerializer}
+    )
     @action(detail=True, methods=["post"])
     def deprecate(self, request, pk=None):
         version = services.dataset_version_deprecate(
             actor=request.user,
             version=self.get_object(),
-            reason=valid_input(ReasonInputSerializer, request.data)["reason"],
+            reason=valid_input(RequiredReasonInputSerializer, request.data)["reason"],
         )
         return Response(self.get_serializer(version).data)
 

@@ -192,3 +192,11 @@ def test_the_sla_of_an_asset_without_one_has_the_documented_shape(org):
     body = response.json()
     assert body["enforce_schema"] is True, "with no SLA the schema contract is enforced"
     assert body["min_rows"] is None and body["column_max_null_rates"] == {}
+
+
+def test_a_deprecation_documents_its_required_reason(schema):
+    operation = schema["paths"]["/api/v1/versions/{id}/deprecate/"]["post"]
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    component = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert component["required"] == ["reason"]
+    assert component["properties"]["reason"]["minLength"] == 1
