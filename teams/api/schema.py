@@ -12,9 +12,10 @@ from teams.api.errors import ErrorSerializer
 
 INTEGER_RANGES = BaseDatabaseOperations.integer_field_ranges
 
-# status -> (description, methods it applies to; None: every method)
+# status -> (description, methods it applies to; None: every method). The one place to document
+# an error answer every operation can give (e.g. 413 for a too large body, 429 when throttled).
 ERROR_RESPONSES = {
-    "400": ("The input (body, query or path parameter) is not valid.", None),
+    "400": ("The input (body, query or path parameter) is not valid, or a rule refuses it.", None),
     "401": ("No valid credentials were given.", None),
     "403": ("The caller may not do this.", None),
     "404": ("No such object visible to the caller (or no such page).", None),
