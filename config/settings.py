@@ -91,6 +91,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "governance.audit.CorrelationIdMiddleware",
+    "teams.api.middleware.ApiInputGuardMiddleware",
     # Last: turns a refused (locked-out) login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -327,9 +328,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "teams.api.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "teams.api.schema.StewardAutoSchema",
     "EXCEPTION_HANDLER": "teams.api.errors.exception_handler",
     # Per client: an authenticated user (token or session) or, anonymous, an address. Counts live
     # in Django's cache (per process unless CACHES names a shared one). An empty rate: no limit.
@@ -354,6 +355,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The input serializers say which fields a PATCH requires (not all optional).
+    "COMPONENT_SPLIT_PATCH": False,
+    # Request bodies are documented as JSON (uploads name multipart themselves).
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
     "ENUM_NAME_OVERRIDES": {
         "RaciKindEnum": "teams.choices.RaciKind",
         "AssetKindEnum": "governance.choices.AssetKind",

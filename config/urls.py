@@ -20,6 +20,8 @@ from teams.views import (
     NotificationReadView,
 )
 
+handler404 = "teams.api.errors.page_not_found"
+
 api_v1 = [
     path("", include("teams.api.urls")),
     path("", include("governance.api.urls")),

@@ -15,7 +15,11 @@ from governance.models import (
     Incident,
     IncidentEvent,
 )
+from governance.services.policies import APPROVER_ROLE_CHOICES
+from teams.api.inputs import MAX_COUNT, MAX_DAYS, MAX_HOURS, MAX_LIST
 from teams.api.serializers import UserBriefSerializer
+
+MAX_QUORUM = 100  # approvals one team's policy may require
 
 
 class AssetSLASerializer(serializers.ModelSerializer):
@@ -33,8 +37,12 @@ class AssetSLASerializer(serializers.ModelSerializer):
 
 
 class AssetSLAInputSerializer(serializers.Serializer):
-    freshness_hours = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    min_rows = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    freshness_hours = serializers.IntegerField(
+        min_value=1, max_value=MAX_HOURS, required=False, allow_null=True
+    )
+    min_rows = serializers.IntegerField(
+        min_value=0, max_value=MAX_COUNT, required=False, allow_null=True
+    )
     max_null_rate = serializers.FloatField(
         min_value=0, max_value=1, required=False, allow_null=True
     )
@@ -45,7 +53,9 @@ class AssetSLAInputSerializer(serializers.Serializer):
         min_value=0, max_value=1, required=False, allow_null=True
     )
     enforce_schema = serializers.BooleanField(required=False)
-    approval_latency_hours = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    approval_latency_hours = serializers.IntegerField(
+        min_value=1, max_value=MAX_HOURS, required=False, allow_null=True
+    )
 
 
 class DataAssetOutputSerializer(serializers.ModelSerializer):
@@ -97,7 +107,7 @@ class DataAssetCreateInputSerializer(serializers.Serializer):
     )
     description = serializers.CharField(required=False, allow_blank=True, default="")
     retention_days = serializers.IntegerField(
-        min_value=1, required=False, allow_null=True, default=None
+        min_value=1, max_value=MAX_DAYS, required=False, allow_null=True, default=None
     )
     schema_contract = serializers.DictField(required=False, default=dict)
 
@@ -106,7 +116,9 @@ class DataAssetUpdateInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=120, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
     classification = serializers.ChoiceField(choices=Classification.choices, required=False)
-    retention_days = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    retention_days = serializers.IntegerField(
+        min_value=1, max_value=MAX_DAYS, required=False, allow_null=True
+    )
     schema_contract = serializers.DictField(required=False)
 
 
@@ -148,6 +160,10 @@ class DatasetVersionUploadInputSerializer(serializers.Serializer):
 
 class ReasonInputSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class RequiredReasonInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, help_text="Why (required).")
 
 
 class NoteInputSerializer(serializers.Serializer):
@@ -210,7 +226,7 @@ class DecideInputSerializer(serializers.Serializer):
 
 
 class IncidentEventOutputSerializer(serializers.ModelSerializer):
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = IncidentEvent
@@ -219,7 +235,7 @@ class IncidentEventOutputSerializer(serializers.ModelSerializer):
 
 class IncidentOutputSerializer(serializers.ModelSerializer):
     asset = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    assigned_to = UserBriefSerializer(read_only=True)
+    assigned_to = UserBriefSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = Incident
@@ -277,8 +293,12 @@ class ApprovalPolicySetInputSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(
         choices=[k for k, _ in ApprovalPolicy._meta.get_field("kind").choices]
     )
-    approver_roles = serializers.ListField(child=serializers.CharField(), allow_empty=False)
-    quorum = serializers.IntegerField(min_value=1)
+    approver_roles = serializers.ListField(
+        child=serializers.ChoiceField(choices=APPROVER_ROLE_CHOICES),
+        allow_empty=False,
+        max_length=MAX_LIST,
+    )
+    quorum = serializers.IntegerField(min_value=1, max_value=MAX_QUORUM)
     expiry_hours = serializers.IntegerField(
-        min_value=1, required=False, allow_null=True, default=None
+        min_value=1, max_value=MAX_HOURS, required=False, allow_null=True, default=None
     )

@@ -25,7 +25,9 @@ from governance.api.serializers import (
     IncidentOutputSerializer,
     NoteInputSerializer,
     ReasonInputSerializer,
+    RequiredReasonInputSerializer,
 )
+from governance.models import AssetSLA
 from teams import selectors as team_selectors
 from teams.api.inputs import valid_input
 
@@ -78,11 +80,12 @@ class DataAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @extend_schema(methods=["GET"], responses={200: AssetSLASerializer})
     @action(detail=True, methods=["get", "put"])
     def sla(self, request, slug=None):
-        """The asset's SLA; PUT sets the given thresholds (null: not checked)."""
+        """The asset's SLA; PUT sets the given thresholds (null: not checked). An asset without
+        one answers the defaults that then apply (no threshold; the schema contract enforced)."""
         asset = self.get_object()
         if request.method == "GET":
-            sla = getattr(asset, "sla", None)
-            return Response(AssetSLASerializer(sla).data if sla else {})
+            sla = getattr(asset, "sla", None) or AssetSLA(asset=asset)
+            return Response(AssetSLASerializer(sla).data)
         sla = services.assetsla_update(
             actor=request.user, asset=asset, **valid_input(AssetSLAInputSerializer, request.data)
         )
@@ -142,13 +145,15 @@ class DatasetVersionViewSet(
         )
         return Response(self.get_serializer(version).data)
 
-    @extend_schema(request=ReasonInputSerializer, responses={200: DatasetVersionOutputSerializer})
+    @extend_schema(
+        request=RequiredReasonInputSerializer, responses={200: DatasetVersionOutputSerializer}
+    )
     @action(detail=True, methods=["post"])
     def deprecate(self, request, pk=None):
         version = services.dataset_version_deprecate(
             actor=request.user,
             version=self.get_object(),
-            reason=valid_input(ReasonInputSerializer, request.data)["reason"],
+            reason=valid_input(RequiredReasonInputSerializer, request.data)["reason"],
         )
         return Response(self.get_serializer(version).data)
 
@@ -169,6 +174,7 @@ class ApprovalRequestViewSet(
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
+    @extend_schema(responses={200: ApprovalRequestOutputSerializer(many=True)})
     @action(detail=False, methods=["get"])
     def inbox(self, request):
         """Pending requests the caller may decide, oldest first."""
@@ -217,8 +223,9 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return super().list(request, *args, **kwargs)
 
     @extend_schema(responses={200: IncidentEventOutputSerializer(many=True)})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def timeline(self, request, pk=None):
+        """Every event of the incident, oldest first (a plain list: not paginated)."""
         incident = self.get_object()
         return Response(
             IncidentEventOutputSerializer(incident.events.select_related("actor"), many=True).data

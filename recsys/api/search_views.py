@@ -7,11 +7,21 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from recsys import search
+from teams.api.errors import ErrorSerializer
+from teams.api.inputs import MAX_ID
 
 _COMMON = [
-    OpenApiParameter("k", int, description="How many results, 1–100 (default 10)."),
+    OpenApiParameter(
+        "k",
+        {"type": "integer", "minimum": 1, "maximum": 100},
+        description="How many results, 1–100 (default 10).",
+    ),
     OpenApiParameter("pipeline", str, description="Pipeline slug (default: product-search)."),
-    OpenApiParameter("index", int, description="An index version instead of the active one."),
+    OpenApiParameter(
+        "index",
+        {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        description="An index version instead of the active one.",
+    ),
 ]
 _FILTERS = [
     OpenApiParameter("brand", str, description="Brand (comma-separated alternatives)."),
@@ -30,7 +40,8 @@ _ANSWER = inline_serializer(
         "timings": serializers.DictField(),
     },
 )
-_ERRORS = {400: None, 403: None, 404: None, 503: None}
+# 400/401/403/404 come from the default schema class (teams.api.schema); 503: no index served.
+_ERRORS = {503: ErrorSerializer}
 
 
 class SearchView(APIView):
@@ -39,7 +50,12 @@ class SearchView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("q", str, required=True, description="Query, 1–512 characters."),
+            OpenApiParameter(
+                "q",
+                {"type": "string", "minLength": 1, "maxLength": 512},
+                required=True,
+                description="Query, 1–512 characters.",
+            ),
             OpenApiParameter("mode", str, enum=["dense", "bm25", "hybrid"]),
             *_COMMON,
             *_FILTERS,

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from recsys.choices import RunKind
 from recsys.models import IndexVersion, Pipeline, PipelineRun
+from teams.api.inputs import MAX_LIST, IdField
 
 
 class PipelineOutputSerializer(serializers.ModelSerializer):
@@ -76,8 +77,9 @@ class RunRequestInputSerializer(serializers.Serializer):
     pipeline = serializers.SlugField()
     kind = serializers.ChoiceField(choices=RunKind.choices, default=RunKind.FULL_RETRAIN)
     inputs = serializers.ListField(
-        child=serializers.IntegerField(),
+        child=IdField(),
         allow_empty=False,
+        max_length=MAX_LIST,
         help_text="Ids of approved dataset versions.",
     )
     parameters = serializers.DictField(

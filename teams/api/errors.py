@@ -2,8 +2,9 @@
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
-from rest_framework import exceptions, status
+from django.http import Http404, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -37,3 +38,23 @@ def exception_handler(exc, context):
     if response.status_code == status.HTTP_400_BAD_REQUEST and isinstance(response.data, list):
         response.data = {"detail": " ".join(map(str, response.data)), "code": "ValidationError"}
     return response
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every 4xx answer (documented on every operation by StewardAutoSchema)."""
+
+    detail = serializers.CharField(help_text="What went wrong, for a person to read.")
+    code = serializers.CharField(
+        required=False, help_text='The kind of error, e.g. "ValidationError", "NotFoundError".'
+    )
+    field = serializers.CharField(required=False, help_text="The input field at fault, if one.")
+    errors = serializers.DictField(
+        required=False, help_text="Per input field, its messages (invalid input)."
+    )
+
+
+def page_not_found(request, exception):
+    """handler404: under /api/ a URL that matches no route answers with the error shape too."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found.", "code": "NotFound"}, status=404)
+    return defaults.page_not_found(request, exception)

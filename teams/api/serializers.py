@@ -3,6 +3,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from teams.api.inputs import MAX_LIST, IdField
 from teams.choices import RaciKind, Role
 from teams.models import Membership, Responsibility, Team
 
@@ -16,7 +17,7 @@ class UserBriefSerializer(serializers.ModelSerializer):
 
 
 class TeamOutputSerializer(serializers.ModelSerializer):
-    parent = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    parent = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     member_count = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -73,14 +74,16 @@ class MembershipRoleInputSerializer(serializers.Serializer):
 
 
 class SuccessorInputSerializer(serializers.Serializer):
-    responsibility = serializers.IntegerField()
+    responsibility = IdField()
     successor = serializers.CharField(
         allow_null=True, help_text="Username, or null to leave a gap."
     )
 
 
 class MembershipRevokeInputSerializer(serializers.Serializer):
-    successors = SuccessorInputSerializer(many=True, required=False, default=list)
+    successors = SuccessorInputSerializer(
+        many=True, required=False, default=list, max_length=MAX_LIST
+    )
 
 
 class ResponsibilityOutputSerializer(serializers.ModelSerializer):
@@ -118,7 +121,7 @@ class ResponsibilityCreateInputSerializer(serializers.Serializer):
         default="",
         help_text='Governed subject type, e.g. "governance.dataasset".',
     )
-    subject_id = serializers.IntegerField(required=False, allow_null=True, default=None)
+    subject_id = IdField(required=False, allow_null=True, default=None)
     team = serializers.SlugField(
         required=False, allow_blank=True, default="", help_text="Team slug; needed for an area."
     )
