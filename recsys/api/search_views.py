@@ -28,15 +28,27 @@ _FILTERS = [
     OpenApiParameter("price_min", float),
     OpenApiParameter("price_max", float),
 ]
+_HIT = inline_serializer(
+    "SearchHit",
+    {
+        "product_id": serializers.CharField(),
+        "rank": serializers.IntegerField(),
+        "score": serializers.FloatField(),
+        "title": serializers.CharField(),
+        "brand": serializers.CharField(allow_null=True),
+        "price": serializers.FloatField(allow_null=True),
+        "attributes": serializers.DictField(help_text="Categorical attributes of the product."),
+    },
+)
 _ANSWER = inline_serializer(
     "SearchAnswer",
     {
         "pipeline": serializers.CharField(),
-        "index_version": serializers.IntegerField(),
+        "index_version": serializers.IntegerField(help_text="The index version that answered."),
         "mode": serializers.CharField(),
         "label": serializers.CharField(),
         "count": serializers.IntegerField(),
-        "results": serializers.ListField(child=serializers.DictField()),
+        "results": serializers.ListField(child=_HIT),
         "timings": serializers.DictField(),
     },
 )

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from governance.api.serializers import ApprovalSummaryOutputSerializer
 from recsys.choices import RunKind
 from recsys.models import IndexVersion, Pipeline, PipelineRun
 from teams.api.inputs import MAX_LIST, IdField
@@ -123,3 +124,18 @@ class ScheduleInputSerializer(serializers.Serializer):
 
 class ActivationReasonInputSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class RunInputIncidentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    asset = serializers.CharField()
+    summary = serializers.CharField()
+    status = serializers.CharField()
+    url = serializers.CharField()
+
+
+class RunApprovalOutputSerializer(ApprovalSummaryOutputSerializer):
+    """Who still has to approve a run, why it cannot run yet, open incidents on its inputs."""
+
+    blockers = serializers.ListField(child=serializers.CharField())
+    input_incidents = RunInputIncidentSerializer(many=True)

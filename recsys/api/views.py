@@ -5,6 +5,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from governance.api.serializers import ApprovalSummaryOutputSerializer
 from governance.approvals_api import approval_summary
 from recsys import selectors, services
 from recsys.api.serializers import (
@@ -13,6 +14,7 @@ from recsys.api.serializers import (
     PipelineOutputSerializer,
     PipelineRunDetailSerializer,
     PipelineRunOutputSerializer,
+    RunApprovalOutputSerializer,
     RunRequestInputSerializer,
     ScheduleInputSerializer,
 )
@@ -97,7 +99,7 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         run = services.run_retry(actor=request.user, run=self.get_object())
         return Response(PipelineRunDetailSerializer(run).data)
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: RunApprovalOutputSerializer})
     @action(detail=True, methods=["get"])
     def approval(self, request, pk=None):
         """Who still has to approve this run, why it cannot run yet, and the open incidents on
@@ -132,7 +134,9 @@ class IndexVersionViewSet(
             .order_by("-created_at", "-id")
         )
 
-    @extend_schema(request=ActivationReasonInputSerializer, responses={200: dict})
+    @extend_schema(
+        request=ActivationReasonInputSerializer, responses={200: ApprovalSummaryOutputSerializer}
+    )
     @action(detail=True, methods=["post"], url_path="request-activation")
     def request_activation(self, request, pk=None):
         approval = services.index_request_activation(
