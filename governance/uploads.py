@@ -92,9 +92,12 @@ class UploadLimitMiddleware:
         try:
             if _declared_length(request) > limit + UPLOAD_FORM_OVERHEAD_BYTES:
                 raise upload_too_large(limit)
-            if _declared_length(request) == 0 and _is_chunked(request):
+            multipart = request.content_type == "multipart/form-data"
+            # Only an upload's chunked body is read (up to the limit) to a temporary file: any
+            # other chunked body is left unread, as Django leaves it (no disk for anonymous junk).
+            if multipart and _declared_length(request) == 0 and _is_chunked(request):
                 _spool_chunked_body(request, limit)
-            if request.method == "POST" and request.content_type == "multipart/form-data":
+            if request.method == "POST" and multipart:
                 request.POST  # noqa: B018 - parsed now, through UploadLimitHandler
         except PayloadTooLargeError as exc:
             return _refusal(request, exc)

@@ -110,3 +110,32 @@ def test_a_file_at_the_limit_is_stored(org, client, limited, channel):
     version = DatasetVersion.objects.get()
     assert version.size_bytes == LIMIT
     assert list((limited / "upload-tmp").iterdir()) == []  # the temporary file was moved
+
+
+@pytest.mark.parametrize(
+    ("content_type", "spooled"),
+    [("multipart/form-data", True), ("application/json", False)],
+)
+def test_only_an_uploads_chunked_body_is_read_to_a_temporary_file(
+    rf, monkeypatch, content_type, spooled
+):
+    """A chunked body without a length is read ahead (to a temporary file, up to the limit)
+    only for a multipart upload: any other one, e.g. an anonymous JSON body, stays unread, as
+    Django leaves it, so nobody can make the server write to disk before authentication."""
+    from governance import uploads
+
+    read = []
+    monkeypatch.setattr(uploads, "_spool_chunked_body", lambda request, limit: read.append(limit))
+    request = rf.post(
+        "/api/v1/runs/",
+        data=b"",
+        content_type=content_type,
+        HTTP_TRANSFER_ENCODING="chunked",
+        CONTENT_LENGTH="",
+    )
+    request.META["wsgi.input_terminated"] = True
+    request.content_type = content_type  # as WSGIRequest parses it from CONTENT_TYPE
+    middleware = uploads.UploadLimitMiddleware(lambda request: None)
+    monkeypatch.setattr(type(request), "POST", property(lambda self: {}), raising=False)
+    assert middleware.process_view(request, None, (), {}) is None
+    assert bool(read) is spooled
