@@ -1,5 +1,7 @@
 """Logins in the audit trail: every successful and failed login and every lockout is an audit
-event (verbs `login.succeeded`, `login.failed`, `login.locked_out`).
+event (verbs `login.succeeded`, `login.failed`, `login.locked_out`). Attempts refused while a
+username and address are locked out are not audited one by one (axes counts them): a flood of
+them cannot grow the audit trail, whose writes are serialized by its chain.
 
 Logins are performed by django.contrib.auth (the login page, the admin), not by a Steward
 service, so its signals (and django-axes' lockout signal) are the hook: the receivers below are
@@ -71,12 +73,28 @@ def on_user_logged_in(sender, request, user, **kwargs):
     login_succeeded(request=request, user=user)
 
 
+def _failures(request) -> int | None:
+    """The failures axes counted for this request's username and address, this one included
+    (axes' receiver runs first: it is installed before teams), or None without axes."""
+    return getattr(request, "axes_failures_since_start", None)
+
+
 def on_user_login_failed(sender, credentials, request=None, **kwargs):
+    from django.conf import settings
+
+    failures = _failures(request)
+    if failures is not None and failures > settings.AXES_FAILURE_LIMIT:
+        return  # already locked out: its lockout is audited once, not every further attempt
     User = get_user_model()
     login_failed(request=request, username=credentials.get(User.USERNAME_FIELD, ""))
 
 
 def on_user_locked_out(sender, request, username, ip_address, **kwargs):
+    from django.conf import settings
+
+    failures = _failures(request)
+    if failures is not None and failures > settings.AXES_FAILURE_LIMIT:
+        return  # axes says so again on each attempt while locked out: audited once
     login_locked_out(request=request, username=username)
 
 

@@ -129,3 +129,16 @@ def test_the_admin_login_is_locked_out_too(client):
         REMOTE_ADDR="10.0.0.1",
     )
     assert response.status_code == 429 and not logged_in(client)
+
+
+def test_attempts_while_locked_out_are_not_audited_one_by_one(client):
+    """The lockout is audited once; the attempts refused during it (which axes counts) are not,
+    so a flood of them cannot grow the hash-chained audit trail."""
+    UserFactory(username="alice")
+    for i in range(5):
+        post_login(client, "alice", f"guess-{i}")
+    assert (len(audit("login.failed")), len(audit("login.locked_out"))) == (5, 1)
+    for i in range(10):
+        assert post_login(client, "alice", f"more-{i}").status_code == 429
+    assert (len(audit("login.failed")), len(audit("login.locked_out"))) == (5, 1)
+    assert verify_chain().ok
