@@ -264,8 +264,11 @@ X_FRAME_OPTIONS = "DENY"
 # Login throttling (django-axes): after STEWARD_LOGIN_FAILURE_LIMIT wrong passwords for one
 # username from one address, logins of that username from that address are refused (the right
 # password too) for STEWARD_LOGIN_COOLOFF_MINUTES; a successful login resets the count.
-# `manage.py axes_reset_username <name>` unlocks early. Behind a proxy every client has the
-# proxy's address (REMOTE_ADDR), so the lockout is then per username.
+# `manage.py axes_reset_username <name>` unlocks early. Behind proxies that append to
+# X-Forwarded-For (STEWARD_API_NUM_PROXIES > 0) the address is the one the nearest of them saw,
+# as for the API's throttles; otherwise REMOTE_ADDR (a client-sent header is ignored).
+STEWARD_NUM_PROXIES = int(os.environ.get("STEWARD_API_NUM_PROXIES", "0"))
+AXES_CLIENT_IP_CALLABLE = "teams.logins.client_address"
 AXES_ENABLED = env_bool("STEWARD_LOGIN_LOCKOUT", True)
 AXES_FAILURE_LIMIT = int(os.environ.get("STEWARD_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("STEWARD_LOGIN_COOLOFF_MINUTES", "15")))
@@ -344,7 +347,7 @@ REST_FRAMEWORK = {
     },
     # How many proxies in front of Steward append to X-Forwarded-For (the anonymous client's
     # address is the one they saw); 0: REMOTE_ADDR, and a client-sent header is ignored.
-    "NUM_PROXIES": int(os.environ.get("STEWARD_API_NUM_PROXIES", "0")),
+    "NUM_PROXIES": STEWARD_NUM_PROXIES,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Steward API",

@@ -15,8 +15,24 @@ from governance.audit import audit_record
 _MAX_USERNAME = 150
 
 
+def client_address(request) -> str:
+    """The client's address, for the lockout and the audit: REMOTE_ADDR, or behind
+    STEWARD_NUM_PROXIES proxies that append to X-Forwarded-For, the address the nearest of them
+    saw (the same rule as the API throttles' NUM_PROXIES; what a client sends itself is
+    ignored)."""
+    from django.conf import settings
+
+    remote = request.META.get("REMOTE_ADDR", "")
+    proxies = settings.STEWARD_NUM_PROXIES
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if proxies <= 0 or not forwarded:
+        return remote
+    addresses = [a.strip() for a in forwarded.split(",") if a.strip()]
+    return addresses[-min(proxies, len(addresses))] if addresses else remote
+
+
 def _address(request) -> str:
-    return (request.META.get("REMOTE_ADDR", "") if request is not None else "")[:64]
+    return (client_address(request) if request is not None else "")[:64]
 
 
 def _attempted_user(username: str):

@@ -142,3 +142,31 @@ def test_attempts_while_locked_out_are_not_audited_one_by_one(client):
         assert post_login(client, "alice", f"more-{i}").status_code == 429
     assert (len(audit("login.failed")), len(audit("login.locked_out"))) == (5, 1)
     assert verify_chain().ok
+
+
+def test_behind_a_proxy_the_lockout_is_per_client_address(client):
+    """With one proxy in front (STEWARD_API_NUM_PROXIES=1: these are the settings it makes),
+    every request comes from the proxy's address: the lockout follows the address the proxy
+    appended to X-Forwarded-For, so one client's wrong passwords lock nobody else out, and a
+    client cannot pick its address by sending the header itself."""
+    from django.test import override_settings
+
+    UserFactory(username="alice")
+    proxy = "10.9.9.9"
+
+    def through_proxy(password, client_address, sent_header=""):
+        forwarded = f"{sent_header}, {client_address}" if sent_header else client_address
+        return client.post(
+            LOGIN,
+            {"username": "alice", "password": password},
+            REMOTE_ADDR=proxy,
+            HTTP_X_FORWARDED_FOR=forwarded,
+        )
+
+    with override_settings(STEWARD_NUM_PROXIES=1):
+        for i in range(5):  # the attacker, varying the header it sends: still one address
+            through_proxy(f"guess-{i}", "203.0.113.7", sent_header=f"198.51.100.{i}")
+        assert through_proxy(PASSWORD, "203.0.113.7").status_code == 429
+        assert through_proxy(PASSWORD, "192.0.2.44").status_code == 302  # another client
+    (locked,) = audit("login.locked_out")
+    assert locked.after["address"] == "203.0.113.7"
