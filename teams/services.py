@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import re
 from datetime import timedelta
-from functools import partial
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -604,56 +603,58 @@ def notification_send(*, recipient, subject: str, body: str = "", link: str = ""
 
 
 def notification_email_send(*, notification_id: int) -> bool:
-    """Send the e-mail copy once (idempotent: `emailed_at` guards redelivery).
+    """Send the e-mail copy of a notification: at least once, never lost.
 
-    A short transaction claims the notification (sets `emailed_at`); the mail goes out after it
-    commits, so the SMTP conversation (EMAIL_TIMEOUT) never holds a lock: on SQLite the
-    database's one write lock. A failed send releases the claim and raises, to be retried."""
-    with transaction.atomic():
-        notification = (
-            Notification.objects.select_for_update(of=("self",))
-            .select_related("recipient")
-            .filter(pk=notification_id)
-            .first()
+    `emailed_at` is set only once the mail server has taken the mail (a short transaction,
+    compare-and-set, audited), so a worker that dies mid-send leaves it pending for the sweep
+    (a copy may then go out twice; none is lost). The SMTP conversation (EMAIL_TIMEOUT) runs
+    outside any transaction, holding no lock: on SQLite the database's one write lock. A failed
+    send is audited and raised, to be retried. False when there is nothing (left) to send."""
+    notification = (
+        Notification.objects.select_related("recipient")
+        .filter(pk=notification_id, emailed_at__isnull=True)
+        .first()
+    )
+    if notification is None:
+        return False
+    try:
+        _notification_email_deliver(notification)
+    except Exception as exc:
+        audit_record(
+            actor=None,
+            verb="notification.email_failed",
+            target=notification,
+            after={"to": notification.recipient.email, "error": str(exc)[:500]},
         )
-        if notification is None or notification.emailed_at is not None:
+        raise
+    with transaction.atomic():
+        sent = Notification.objects.filter(pk=notification.pk, emailed_at__isnull=True).update(
+            emailed_at=timezone.now()
+        )
+        if not sent:  # another delivery recorded it meanwhile
             return False
-        notification.emailed_at = timezone.now()
-        notification.save(update_fields=["emailed_at"])
         audit_record(
             actor=None,
             verb="notification.emailed",
             target=notification,
             after={"to": notification.recipient.email or "(no address)"},
         )
-        transaction.on_commit(partial(_notification_email_deliver, notification))
     return True
 
 
 def _notification_email_deliver(notification: Notification) -> None:
-    """The claimed notification's e-mail (after commit); on failure the claim is released."""
+    """Hand the notification's e-mail to the mail server (nothing when it has no address)."""
     from django.conf import settings
     from django.core.mail import send_mail
 
-    try:
-        if notification.recipient.email:
-            link = f"{settings.STEWARD_BASE_URL}{notification.link}" if notification.link else ""
-            send_mail(
-                subject=f"[Steward] {one_line(notification.subject)}",
-                message=f"{notification.body}\n\n{link}".strip(),
-                from_email=None,
-                recipient_list=[notification.recipient.email],
-            )
-    except Exception as exc:
-        with transaction.atomic():
-            Notification.objects.filter(pk=notification.pk).update(emailed_at=None)
-            audit_record(
-                actor=None,
-                verb="notification.email_failed",
-                target=notification,
-                after={"to": notification.recipient.email, "error": str(exc)[:500]},
-            )
-        raise
+    if notification.recipient.email:
+        link = f"{settings.STEWARD_BASE_URL}{notification.link}" if notification.link else ""
+        send_mail(
+            subject=f"[Steward] {one_line(notification.subject)}",
+            message=f"{notification.body}\n\n{link}".strip(),
+            from_email=None,
+            recipient_list=[notification.recipient.email],
+        )
 
 
 def notifications_deliver_pending(*, older_than_seconds: int = 120) -> int:

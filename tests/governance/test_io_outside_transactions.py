@@ -93,7 +93,7 @@ class ProbingBackend(locmem.EmailBackend):
     server, that another connection could write to the database; fails when told to."""
 
     probes: list[bool] = []
-    failure: Exception | None = None
+    failure: BaseException | None = None
 
     def send_messages(self, messages):
         if database_is_sqlite():
@@ -141,6 +141,29 @@ def test_a_failed_send_is_released_for_a_retry(probing_mail):
     assert team_services.notification_email_send(notification_id=notification.pk) is True
     assert [m.to for m in mail.outbox] == [[lead.email]]
     assert Notification.objects.get(pk=notification.pk).emailed_at is not None
+
+
+class WorkerKilled(BaseException):
+    """Stands in for the worker process dying mid-send (no handler of the code runs)."""
+
+
+def test_a_worker_dying_mid_send_loses_no_email(probing_mail):
+    """The notification counts as e-mailed only once the mail server took the mail: a worker
+    killed during the SMTP conversation leaves it pending, and the next delivery sends it."""
+    org = build_org()
+    lead = org.user("alpha.lead")
+    notification = team_services.notification_send(recipient=lead, subject="Hello")
+
+    probing_mail.failure = WorkerKilled()
+    with pytest.raises(WorkerKilled):
+        team_services.notification_email_send(notification_id=notification.pk)
+    assert Notification.objects.get(pk=notification.pk).emailed_at is None  # still pending
+    assert not AuditEvent.objects.filter(verb="notification.emailed").exists()
+
+    probing_mail.failure = None
+    assert team_services.notification_email_send(notification_id=notification.pk) is True
+    assert [m.to for m in mail.outbox] == [[lead.email]]
+    assert AuditEvent.objects.filter(verb="notification.emailed").count() == 1
 
 
 def test_smtp_connections_time_out():
