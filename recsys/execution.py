@@ -33,7 +33,7 @@ from recsys.pipelines.encoding import compute_device, resolve_device
 from recsys.services import runs as services
 from recsys.services.indexes import serving_mode
 from recsys.services.run_validation import resolve_base_model, version_of
-from recsys.storage import remove_tree, run_dir
+from recsys.storage import STORED_FILES, note_stored_file, remove_tree, run_dir
 
 logger = logging.getLogger(__name__)
 # Each kind's steps and the part of the run's 0..100 progress each one covers.
@@ -192,6 +192,7 @@ def _execute(*, run: PipelineRun, attempt: int, records: _Records) -> None:
         return
     if PipelineRun.objects.filter(pk=run.pk, state=RunState.SUCCEEDED, attempt=attempt).exists():
         remove_tree(workdir / "work")
+        (workdir / STORED_FILES).unlink(missing_ok=True)  # recorded: nothing for a sweep
     else:  # cancelled or lost in the meantime: nothing of it is kept
         remove_tree(workdir)
 
@@ -272,6 +273,7 @@ def _clean(run, inputs, workdir: Path, progress, timings, records: _Records | No
             path = workdir / "work" / "catalog.clean.csv"
             catalog.to_csv(path, index=False)
             stored = _store_cleaned(run, source, path, report)  # slow I/O: before run_finish
+            note_stored_file(workdir, stored.file.name)  # for the sweep, should this worker die
             records.add_stored(stored)
             records.add("cleaned_version", lambda made: _record_cleaned(stored))
     return catalog, report

@@ -148,6 +148,17 @@ def dataset_version_discard_stored(version: DatasetVersion) -> None:
         version.file.delete(save=False)
 
 
+def dataset_version_discard_stored_files(names: list[str]) -> None:
+    """Remove stored files (storage names) that no recorded version holds: what an attempt
+    that was killed stored for versions it never recorded."""
+    from django.core.files.storage import default_storage
+
+    recorded = set(DatasetVersion.objects.filter(file__in=names).values_list("file", flat=True))
+    for name in names:
+        if name not in recorded:
+            default_storage.delete(name)
+
+
 def _store_version(*, actor, uploader, asset, file, name, fmt, note, submit, verb):
     version = _store_file(
         uploader=uploader, asset=asset, file=file, name=name, fmt=fmt, note=note, submit=submit

@@ -40,7 +40,7 @@ from recsys.services.run_validation import (
     version_refusal,
     visible_inputs,
 )
-from recsys.storage import remove_tree, run_dir
+from recsys.storage import remove_tree, run_dir, stored_files
 from teams.errors import PermissionDeniedError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -218,7 +218,16 @@ def _finish_worker_lost(run: PipelineRun) -> None:
         run,
         f"worker lost: no sign of life from its worker since {since}; retry it as a new attempt",
     )
-    transaction.on_commit(partial(remove_tree, run_dir(run.job_key, run.attempt)))
+    transaction.on_commit(partial(_remove_lost_attempt, run.job_key, run.attempt))
+
+
+def _remove_lost_attempt(job_key: str, attempt: int) -> None:
+    """A lost attempt's folder, and what it stored elsewhere for versions it never recorded."""
+    from governance.services.versions import dataset_version_discard_stored_files
+
+    folder = run_dir(job_key, attempt)
+    dataset_version_discard_stored_files(stored_files(folder))
+    remove_tree(folder)
 
 
 RUN_HANDLER = SubjectHandler(

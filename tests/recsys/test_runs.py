@@ -429,6 +429,53 @@ def test_the_sweep_fails_a_silent_run_as_worker_lost_and_removes_its_artifact_fo
     assert PipelineRun.objects.get(pk=other.pk).state == "running"
 
 
+class WorkerKilled(BaseException):
+    """Stands in for the worker process being killed (hard time limit, out of memory): no
+    handler or `finally` of the job runs."""
+
+
+def test_a_killed_attempt_leaves_no_stored_cleaned_catalog_once_the_sweep_finds_it_lost(
+    pipeline_org, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The cleaned catalog is stored before run_finish would record it; the worker is killed
+    while fine-tuning, so its own clean-up never runs. The sweep that fails the run as "worker
+    lost" removes the stored file with the attempt's folder."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from recsys import execution
+    from recsys.pipelines import retrain
+
+    def killed(*args, **kwargs):
+        raise WorkerKilled
+
+    media = Path(settings.MEDIA_ROOT)
+    before = set(media.rglob("catalog.clean*.csv"))
+    monkeypatch.setattr(retrain, "fine_tune", killed)
+    monkeypatch.setattr(execution._Records, "discard_unrecorded", lambda self: None)
+    run = _request(pipeline_org)
+    _approve_all(pipeline_org, run, django_capture_on_commit_callbacks)
+    with pytest.raises(WorkerKilled):
+        services.run_execute(run_id=run.pk, attempt=1)
+    left = set(media.rglob("catalog.clean*.csv")) - before
+    assert len(left) == 1  # stored, never recorded: the killed worker left it
+
+    settings.STEWARD_RUN_WORKER_LOST_AFTER_SECONDS = 30
+    PipelineRun.objects.filter(pk=run.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=31)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.runs_sweep()["worker_lost"] == 1
+    assert set(media.rglob("catalog.clean*.csv")) == before
+    assert not run_dir(run.job_key, 1).exists()
+    assert (
+        not DatasetVersion.objects.filter(asset=pipeline_org.asset)
+        .exclude(pk=pipeline_org.catalog_v.pk)
+        .exists()
+    )
+
+
 def test_the_sweep_re_sends_queued_runs_after_the_configured_time(
     pipeline_org, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
