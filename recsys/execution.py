@@ -32,7 +32,7 @@ from recsys.pipelines.common import CancelledError
 from recsys.pipelines.encoding import compute_device, resolve_device
 from recsys.services import runs as services
 from recsys.services.indexes import serving_mode
-from recsys.services.run_validation import resolve_base_model, version_of
+from recsys.services.run_validation import base_model_name, resolve_base_model, version_of
 from recsys.storage import STORED_FILES, note_stored_file, remove_tree, run_dir
 
 logger = logging.getLogger(__name__)
@@ -563,7 +563,7 @@ def _record_cleaned(stored):
 def _record_model(run: PipelineRun, model, metrics: dict) -> ModelVersion:
     return ModelVersion.objects.create(
         run=run,
-        base_model=model.base_model,
+        base_model=base_model_name(model.base_model),
         path=str(model.path),
         checksum=model.checksum,
         config=model.config,

@@ -70,6 +70,17 @@ def validate_parameters(pipeline: Pipeline, given: dict, kind: str | None = None
     return values
 
 
+def base_model_name(folder: str) -> str:
+    """What a model version records as its base: the name of a configured base model (so that
+    another host, where STEWARD_BASE_MODELS puts that model in another folder, resolves it), or
+    the folder itself (an earlier model version, which all hosts share under ARTIFACT_ROOT)."""
+    real = os.path.realpath(folder)
+    for name, path in settings.STEWARD_BASE_MODELS.items():
+        if os.path.realpath(path) == real:
+            return name
+    return folder
+
+
 def resolve_base_model(pipeline: Pipeline, value: str) -> str:
     """The model folder a run's ``base_model`` names: "" for the first of STEWARD_BASE_MODELS
     (the shipped all-MiniLM-L6-v2 by default), one of them by name or folder, or an earlier

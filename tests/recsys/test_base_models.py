@@ -17,6 +17,7 @@ import pytest
 from recsys import services
 from recsys.models import PipelineRun
 from recsys.pipelines import encoding
+from recsys.services.run_validation import resolve_base_model
 from teams.errors import ValidationError
 from tests.conftest import api_as, login
 from tests.recsys.pipeline_setup import approve_run, request_run
@@ -60,7 +61,7 @@ def test_api_and_form_refuse_an_unlisted_base_model(porg, client):
 
 
 def test_the_worker_checks_the_base_model_again_then_an_earlier_version_can_be_the_base(
-    porg, settings, django_capture_on_commit_callbacks
+    porg, settings, tmp_path, django_capture_on_commit_callbacks
 ):
     run = request_run(porg, base_model="tiny-bert-0")
     with django_capture_on_commit_callbacks(execute=False):
@@ -81,7 +82,14 @@ def test_the_worker_checks_the_base_model_again_then_an_earlier_version_can_be_t
     run.refresh_from_db()
     assert run.state == "succeeded", run.error + run.log
     model = run.model_versions.get()
-    assert model.base_model == os.path.realpath(allowed["tiny-bert-0"])
+    # Recorded by name: a host whose STEWARD_BASE_MODELS keeps that model in another folder
+    # (an index host, say) finds it there when it builds or evaluates from this model version.
+    assert model.base_model == "tiny-bert-0"
+    elsewhere = tmp_path / "other-host" / "tiny-bert-0"
+    shutil.copytree(allowed["tiny-bert-0"], elsewhere)
+    settings.STEWARD_BASE_MODELS = {**allowed, "tiny-bert-0": str(elsewhere)}
+    assert resolve_base_model(porg.pipeline, model.base_model) == str(elsewhere)
+    settings.STEWARD_BASE_MODELS = allowed
     again = services.run_request(
         actor=porg.user("beta.ops"),
         pipeline=porg.pipeline,
