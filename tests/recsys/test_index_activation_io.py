@@ -28,7 +28,8 @@ def approved_index(settings, tmp_path, tiny_model_path):
     approved by the pipeline team's lead. No broker messages: the jobs are run directly."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.ARTIFACT_ROOT = tmp_path / "artifacts"
-    with mock.patch("teams.queueing._send"):
+    # Nothing reaches a broker: a session worker (committed rows) would take the run too.
+    with mock.patch("teams.queueing._send"), mock.patch("recsys.services.runs._enqueue"):
         org = build_pipeline_org(build_org(), tiny_model_path)
         run = request_run(org)
         approve_run(org, run)
