@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.pipelines.common import CancelledError, ProgressFn
+from recsys.pipelines.common import CancelledError, ProgressFn, sha256_file
 
 # Word pieces of the tiny test vocabulary: specials, then whole words, then single characters and
 # their "##" continuations so any lower-case ASCII text tokenises without [UNK].
@@ -96,13 +96,8 @@ def verify_shipped_model(path: str) -> None:
 
 @functools.lru_cache(maxsize=32)
 def _file_sha256(file: str, size: int, mtime_ns: int) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(file, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """sha256_file, cached per file state (size and mtime are part of the key)."""
+    return sha256_file(file)
 
 
 # The torch device pipeline jobs compute on; "cpu" unless a job runs under ``compute_device``.

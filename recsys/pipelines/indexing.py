@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from recsys.pipelines.common import sha256_file
+
 FLAT_MAX = 200_000
 HNSW_MAX = 5_000_000
 MIN_POINTS_PER_LIST = 39
@@ -71,15 +73,6 @@ def choose_kind(n: int, *, flat_max: int = FLAT_MAX, hnsw_max: int = HNSW_MAX) -
     if n < hnsw_max:
         return "hnsw"
     return "ivfpq"
-
-
-def sha256_file(path: str) -> str:
-    """sha256 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _overall_checksum(files: dict[str, str]) -> str:
