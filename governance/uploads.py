@@ -89,13 +89,14 @@ class UploadLimitMiddleware:
         # After the other middlewares' request phase (request.user is known for the error
         # page), before any process_view reads the body.
         limit = max_upload_bytes()
+        declared = _declared_length(request)
         try:
-            if _declared_length(request) > limit + UPLOAD_FORM_OVERHEAD_BYTES:
+            if declared > limit + UPLOAD_FORM_OVERHEAD_BYTES:
                 raise upload_too_large(limit)
             multipart = request.content_type == "multipart/form-data"
             # Only an upload's chunked body is read (up to the limit) to a temporary file: any
             # other chunked body is left unread, as Django leaves it (no disk for anonymous junk).
-            if multipart and _declared_length(request) == 0 and _is_chunked(request):
+            if multipart and declared == 0 and _is_chunked(request):
                 _spool_chunked_body(request, limit)
             if request.method == "POST" and multipart:
                 request.POST  # noqa: B018 - parsed now, through UploadLimitHandler

@@ -89,28 +89,26 @@ def on_user_logged_in(sender, request, user, **kwargs):
     login_succeeded(request=request, user=user)
 
 
-def _failures(request) -> int | None:
-    """The failures axes counted for this request's username and address, this one included
-    (axes' receiver runs first: it is installed before teams), or None without axes."""
-    return getattr(request, "axes_failures_since_start", None)
+def _refused_while_locked_out(request) -> bool:
+    """Whether this attempt came after its username and address were already locked out: axes
+    counted it (its receiver runs first: it is installed before teams), and the lockout was
+    audited once already. False without axes."""
+    from django.conf import settings
+
+    failures = getattr(request, "axes_failures_since_start", None)
+    return failures is not None and failures > settings.AXES_FAILURE_LIMIT
 
 
 def on_user_login_failed(sender, credentials, request=None, **kwargs):
-    from django.conf import settings
-
-    failures = _failures(request)
-    if failures is not None and failures > settings.AXES_FAILURE_LIMIT:
-        return  # already locked out: its lockout is audited once, not every further attempt
+    if _refused_while_locked_out(request):
+        return
     User = get_user_model()
     login_failed(request=request, username=credentials.get(User.USERNAME_FIELD, ""))
 
 
 def on_user_locked_out(sender, request, username, ip_address, **kwargs):
-    from django.conf import settings
-
-    failures = _failures(request)
-    if failures is not None and failures > settings.AXES_FAILURE_LIMIT:
-        return  # axes says so again on each attempt while locked out: audited once
+    if _refused_while_locked_out(request):  # axes says so again on each attempt
+        return
     login_locked_out(request=request, username=username)
 
 
