@@ -49,15 +49,17 @@ def fast_hasher_and_media(settings, tmp_path):
 
 
 def upload(
-    org, *, by: str = "alpha.engineer", content: bytes = CSV, note: str = ""
+    org, *, by: str = "alpha.engineer", content: bytes = CSV, note: str = "", submit: bool = True
 ) -> DatasetVersion:
-    """Upload and profile a version (profiled with submit=True: it is submitted for approval)."""
+    """Upload and profile a version (with submit=True it is submitted for approval once
+    profiled; without, it stays a draft)."""
     version = services.dataset_version_upload(
         actor=org.user(by),
         asset=org.asset,
         file=SimpleUploadedFile("catalog.csv", content),
         name="catalog.csv",
         note=note,
+        submit=submit,
     )
     return services.dataset_version_profile(version_id=version.pk)
 
@@ -528,14 +530,7 @@ def test_approving_your_own_upload_is_refused(org):
 def test_the_uploader_cannot_approve_a_version_someone_else_submitted(org):
     # Four eyes: alpha.steward uploads a draft, alpha.lead submits it; the uploader is not the
     # requester but still produced the file, so they may not decide on it.
-    version = services.dataset_version_upload(
-        actor=org.user("alpha.steward"),
-        asset=org.asset,
-        file=SimpleUploadedFile("catalog.csv", CSV),
-        name="catalog.csv",
-        submit=False,
-    )
-    services.dataset_version_profile(version_id=version.pk)
+    version = upload(org, by="alpha.steward", submit=False)
     services.dataset_version_submit(actor=org.user("alpha.lead"), version=version)
     request = request_of(version)
     assert request.requester == org.user("alpha.lead")

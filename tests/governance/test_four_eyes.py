@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import pytest
 from django.contrib.messages import get_messages
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from governance import deciders, selectors
@@ -29,7 +28,7 @@ from teams.errors import PermissionDeniedError
 from teams.models import Notification
 from tests.conftest import api_as, login
 from tests.factories import UserFactory
-from tests.governance.test_approvals import CSV, snapshot
+from tests.governance.test_approvals import snapshot, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -55,14 +54,7 @@ def member(org, username: str, role: str):
 
 
 def draft(org, by: str) -> DatasetVersion:
-    version = gov.dataset_version_upload(
-        actor=org.user(by),
-        asset=org.asset,
-        file=SimpleUploadedFile("catalog.csv", CSV),
-        name="catalog.csv",
-        submit=False,
-    )
-    return gov.dataset_version_profile(version_id=version.pk)
+    return upload(org, by=by, submit=False)
 
 
 def open_request(kind: str, subject) -> ApprovalRequest:

@@ -4,14 +4,12 @@ link, is followed only when it points to this site; anything else goes to a safe
 from __future__ import annotations
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from governance import services
-from governance.models import ApprovalRequest
 from teams import services as team_services
 from teams.models import Notification
 from tests.conftest import login
+from tests.governance.test_approvals import request_of, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -28,14 +26,7 @@ HOSTILE = [
 @pytest.fixture
 def approval(org, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
-    version = services.dataset_version_upload(
-        actor=org.user("alpha.engineer"),
-        asset=org.asset,
-        file=SimpleUploadedFile("catalog.csv", b"id,title,price\n1,Red shoe,10.5\n2,Hat,3\n"),
-        name="catalog.csv",
-    )
-    services.dataset_version_profile(version_id=version.pk)
-    return ApprovalRequest.objects.get(subject_id=version.pk, kind="dataset_version")
+    return request_of(upload(org))
 
 
 @pytest.mark.parametrize("target", HOSTILE)
