@@ -2,7 +2,8 @@
 
 Services call `audit_record(...)` inside their transaction. Each event's hash covers its own
 fields and the previous event's hash; `verify_chain()` walks the chain and reports the first
-broken link. A per-request correlation id ties together the events of one request or job.
+broken link. Events are sealed into the chain without ever making a writer wait (see
+`audit_record`). A per-request correlation id ties together the events of one request or job.
 """
 
 import hashlib
@@ -21,7 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 GENESIS_HASH = "0" * 64
-# Key of the PostgreSQL advisory lock that serialises appends to the chain.
+# Key of the PostgreSQL advisory lock that serialises sealing events into the chain.
 _CHAIN_LOCK_KEY = 0x5717_A0D1
 _correlation_id: ContextVar[str] = ContextVar("audit_correlation_id", default="")
 # An X-Request-ID taken as the correlation id: printable, no spaces or markup, fits the column.
@@ -82,21 +83,60 @@ def _event_digest(event) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _lock_chain() -> None:
-    # SQLite runs write transactions one at a time (IMMEDIATE mode); PostgreSQL needs a lock
-    # so two concurrent appends cannot both chain onto the same previous event.
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+def _chain_lock_taken(*, wait: bool) -> bool:
+    """Take the chain's lock for the rest of this transaction: wait for it, or only take it
+    when it is free. SQLite runs write transactions one at a time (IMMEDIATE mode), so there
+    it is always ours; PostgreSQL needs an advisory lock so two sealers cannot both link onto
+    the same previous event."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        if wait:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+            return True
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+        return bool(cursor.fetchone()[0])
+
+
+def _seal_unsealed() -> int:
+    """Link every unsealed event this transaction can see after the chain's last one, oldest
+    first. The caller holds the chain's lock."""
+    from governance.models import AuditEvent
+
+    last = AuditEvent.objects.filter(seq__isnull=False).order_by("-seq")
+    last = last.values_list("seq", "hash").first()
+    seq, prev_hash = last or (0, GENESIS_HASH)
+    sealed = 0
+    for event in AuditEvent.objects.filter(seq__isnull=True).order_by("id"):
+        seq += 1
+        event.seq, event.prev_hash = seq, prev_hash
+        event.hash = prev_hash = _event_digest(event)
+        sealed += AuditEvent.objects.seal(
+            event.pk, seq=seq, prev_hash=event.prev_hash, hash=event.hash
+        )
+    return sealed
+
+
+def audit_seal_pending() -> int:
+    """Seal events whose writers committed them but did not seal them: a writer that found the
+    chain busy seals just after its commit, and one that died in between leaves them to the
+    next seal (the hourly chain check runs one). Returns how many it sealed."""
+    with transaction.atomic():
+        _chain_lock_taken(wait=True)
+        return _seal_unsealed()
 
 
 def audit_record(*, actor, verb: str, target, before=None, after=None):
-    """Append one audit event for `actor` doing `verb` to `target` (a model instance)."""
+    """Append one audit event for `actor` doing `verb` to `target` (a model instance).
+
+    The event is written in the caller's transaction, so it exists exactly when the change it
+    records does. It is sealed into the hash chain at once when the chain's lock is free; when
+    another transaction holds it, just after this one commits. Writing never waits for the
+    lock: a transaction that held row locks and then waited for the chain, while the chain's
+    holder waited for those rows, would deadlock."""
     from governance.models import AuditEvent
 
     with transaction.atomic():
-        _lock_chain()
-        last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
         actor_obj = actor if actor is not None and actor.is_authenticated else None
         event = AuditEvent(
             created_at=timezone.now(),
@@ -109,10 +149,13 @@ def audit_record(*, actor, verb: str, target, before=None, after=None):
             before=_normalise(before),
             after=_normalise(after),
             correlation_id=_correlation_id.get(),
-            prev_hash=last or GENESIS_HASH,
         )
-        event.hash = _event_digest(event)
         event.save()
+        if _chain_lock_taken(wait=False):
+            _seal_unsealed()
+            event.refresh_from_db(fields=["seq", "prev_hash", "hash"])
+        else:
+            transaction.on_commit(audit_seal_pending)
     return event
 
 
@@ -122,20 +165,22 @@ class ChainReport:
     checked: int
     broken_event_id: int | None = None
     reason: str = ""
+    pending: int = 0  # written, not yet sealed into the chain
 
 
 def verify_chain(batch_size: int = 2000) -> ChainReport:
-    """Walk the chain oldest first; report the first event whose link or hash is wrong."""
+    """Walk the chain in its order; report the first event whose link or hash is wrong, and
+    how many events wait to be sealed."""
     from governance.models import AuditEvent
 
     expected_prev = GENESIS_HASH
     checked = 0
-    events = AuditEvent.objects.order_by("id").iterator(chunk_size=batch_size)
-    for event in events:
+    events = AuditEvent.objects.filter(seq__isnull=False).order_by("seq")
+    for event in events.iterator(chunk_size=batch_size):
         if event.prev_hash != expected_prev:
             return ChainReport(False, checked, event.id, "previous-hash link does not match")
         if _event_digest(event) != event.hash:
             return ChainReport(False, checked, event.id, "content does not match its hash")
         expected_prev = event.hash
         checked += 1
-    return ChainReport(True, checked)
+    return ChainReport(True, checked, pending=AuditEvent.objects.filter(seq__isnull=True).count())

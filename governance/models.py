@@ -305,12 +305,20 @@ class AuditEventQuerySet(models.QuerySet):
     def bulk_update(self, objs, fields, batch_size=None):
         raise PermissionError("Audit events are append-only.")
 
+    def seal(self, pk: int, *, seq: int, prev_hash: str, hash: str) -> int:
+        """Link one unsealed event into the chain, once: the only write an event ever gets
+        (governance.audit does it, under the chain's lock)."""
+        unsealed = self.filter(pk=pk, seq__isnull=True)
+        return models.QuerySet.update(unsealed, seq=seq, prev_hash=prev_hash, hash=hash)
+
 
 class AuditEvent(models.Model):
     """One state change: who, what, on which object, before/after, chained by hash.
 
     `hash` covers every field and the previous event's hash, so altering or removing a row
-    breaks the chain (see governance.audit.verify_chain).
+    breaks the chain (see governance.audit.verify_chain). `seq` is the event's place in the
+    chain: an event is written with its transaction and sealed into the chain (seq, prev_hash,
+    hash) then or just after that transaction commits; until then the three are null.
     """
 
     created_at = models.DateTimeField()
@@ -325,8 +333,9 @@ class AuditEvent(models.Model):
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     correlation_id = models.CharField(max_length=64, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    seq = models.PositiveBigIntegerField(null=True, blank=True, unique=True)
+    prev_hash = models.CharField(max_length=64, null=True)  # noqa: DJ001 - null until sealed
+    hash = models.CharField(max_length=64, null=True, unique=True)  # noqa: DJ001
 
     objects = AuditEventQuerySet.as_manager()
 

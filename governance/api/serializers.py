@@ -275,6 +275,8 @@ class AuditEventOutputSerializer(serializers.ModelSerializer):
             "prev_hash",
             "hash",
         ]
+        # Always present; null for the moment between an event's commit and its sealing.
+        extra_kwargs = {"prev_hash": {"required": True}, "hash": {"required": True}}
 
     def get_target_type(self, obj) -> str:  # select_related by the selector
         return f"{obj.target_type.app_label}.{obj.target_type.model}"

@@ -9,15 +9,18 @@ from itertools import pairwise
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.utils import timezone
 
 from governance.audit import (
     GENESIS_HASH,
     _event_digest,
     audit_record,
+    audit_seal_pending,
     correlation_scope,
     verify_chain,
 )
 from governance.models import AuditEvent
+from governance.tasks import audit_verify_chain_task
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -150,6 +153,69 @@ def test_deleting_the_first_row_is_detected(org):
     chain = events()
     raw("DELETE FROM governance_auditevent WHERE id = %s", [chain[0].id])
     assert verify_chain().broken_event_id == chain[1].id
+
+
+# --- sealing ----------------------------------------------------------------------------------
+
+
+def _left_unsealed(verb: str) -> None:
+    """What a writer killed between its commit and its seal leaves behind: an event with no
+    place in the chain yet."""
+    last = AuditEvent.objects.order_by("-id").first()
+    raw(
+        "INSERT INTO governance_auditevent (created_at, actor_repr, verb, target_type_id, "
+        "target_id, target_repr, correlation_id) VALUES (%s, 'system', %s, %s, %s, %s, '')",
+        [timezone.now(), verb, last.target_type_id, last.target_id, last.target_repr],
+    )
+
+
+def test_an_event_written_alone_is_sealed_at_once(org):
+    event = audit_record(actor=None, verb="test.sealed", target=org.alpha)
+    last = AuditEvent.objects.exclude(pk=event.pk).order_by("-seq").first()
+    assert event.seq == last.seq + 1 and event.prev_hash == last.hash
+    assert AuditEvent.objects.get(pk=event.pk).hash == event.hash == _event_digest(event)
+
+
+def test_an_unsealed_event_is_reported_then_sealed_after_the_last_one(org):
+    before = AuditEvent.objects.count()
+    _left_unsealed("test.unsealed")
+    report = verify_chain()
+    assert (report.ok, report.checked, report.pending) == (True, before, 1)
+    assert verify_audit().strip() == (
+        f"OK: {before} audit events verified. (1 more waiting to be sealed)"
+    )
+
+    assert audit_seal_pending() == 1
+    unsealed = AuditEvent.objects.get(verb="test.unsealed")
+    last = AuditEvent.objects.exclude(pk=unsealed.pk).order_by("-seq").first()
+    assert unsealed.seq == last.seq + 1 and unsealed.prev_hash == last.hash
+    report = verify_chain()
+    assert (report.ok, report.checked, report.pending) == (True, before + 1, 0)
+    assert audit_seal_pending() == 0
+
+
+def test_the_next_event_seals_what_was_left_unsealed_before_itself(org):
+    _left_unsealed("test.unsealed")
+    event = audit_record(actor=None, verb="test.next", target=org.alpha)
+    unsealed = AuditEvent.objects.get(verb="test.unsealed")
+    assert event.seq == unsealed.seq + 1 and event.prev_hash == unsealed.hash
+    assert verify_chain().pending == 0
+
+
+def test_the_hourly_chain_check_seals_what_was_left_unsealed(org, caplog):
+    _left_unsealed("test.unsealed")
+    with caplog.at_level("INFO", logger="governance.tasks"):
+        audit_verify_chain_task()
+    assert AuditEvent.objects.get(verb="test.unsealed").seq is not None
+    assert "sealed 1 audit events their writers left unsealed" in caplog.text
+    assert f"audit chain OK ({AuditEvent.objects.count()} events)" in caplog.text
+
+
+def test_a_sealed_event_cannot_be_sealed_again(org):
+    event = AuditEvent.objects.order_by("seq").first()
+    assert AuditEvent.objects.seal(event.pk, seq=10**9, prev_hash="0" * 64, hash="f" * 64) == 0
+    assert AuditEvent.objects.get(pk=event.pk).hash == event.hash
+    assert verify_chain().ok
 
 
 # --- append-only through the ORM ---------------------------------------------------------------

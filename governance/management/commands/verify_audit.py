@@ -15,4 +15,7 @@ class Command(BaseCommand):
                 f"BROKEN at audit event {report.broken_event_id}: {report.reason} "
                 f"({report.checked} events before it verified)."
             )
-        self.stdout.write(self.style.SUCCESS(f"OK: {report.checked} audit events verified."))
+        waiting = f" ({report.pending} more waiting to be sealed)" if report.pending else ""
+        self.stdout.write(
+            self.style.SUCCESS(f"OK: {report.checked} audit events verified.{waiting}")
+        )
