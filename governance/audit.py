@@ -155,7 +155,7 @@ def audit_record(*, actor, verb: str, target, before=None, after=None):
             _seal_unsealed()
             event.refresh_from_db(fields=["seq", "prev_hash", "hash"])
         else:
-            transaction.on_commit(audit_seal_pending)
+            transaction.on_commit(audit_seal_pending, robust=True)  # else the hourly check seals
     return event
 
 
