@@ -1,4 +1,5 @@
-"""Benchmark governance.profiling on files that are small on disk but huge once read.
+"""Benchmark governance.profiling (reading through datafiles) on files that are small on disk but
+huge once read.
 
 Crafts each bomb in a temporary folder (one endless line in a gzip, a JSON record of one huge
 string, a zip of many members, a zip of 1 GiB of zeros, a Parquet file of 50 million zeros),
@@ -8,9 +9,10 @@ and reports how it ended, the wall time and the child's peak RSS. A child still 
 
     .venv/bin/python bench/profile_bombs.py [--line-mb 300,3000] [--timeout 120]
 
---profiling FILE profiles with another copy of governance/profiling.py, e.g. the code before the
-limits (`git show 11c2522:governance/profiling.py > /tmp/old.py`), to measure it the same way
-(give it a smaller --line-mb: the old reader's time grows with the square of the line).
+--profiling FILE profiles with an old single-file copy of governance/profiling.py (reading and
+statistics were one module until datafiles/ was split out), e.g. the code before the limits
+(`git show 11c2522:governance/profiling.py > /tmp/old.py`), to measure it the same way (give it
+a smaller --line-mb: the old reader's time grows with the square of the line).
 """
 
 from __future__ import annotations
@@ -98,21 +100,26 @@ def bombs(folder: Path, line_mbs: list[int]) -> list[tuple[str, Path, str]]:
 
 def _child(module_file: str | None, path: str, fmt: str, queue) -> None:
     """Profile in a fresh process; report how it ended and that process's peak RSS."""
-    if module_file:
+    if module_file:  # an old single-file copy: reading and statistics in one module
         spec = importlib.util.spec_from_file_location("profiling_under_test", module_file)
         profiling = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = profiling  # dataclasses look their module up
         spec.loader.exec_module(profiling)
+        profile_file, read_error = profiling.profile_file, profiling.DatasetReadError
+        limits_type = getattr(profiling, "ReadLimits", None)
     else:
-        from governance import profiling
+        import datafiles
+        from governance.profiling import profile_file
+
+        read_error, limits_type = datafiles.DatasetReadError, datafiles.ReadLimits
     kwargs = {}
-    if hasattr(profiling, "ReadLimits"):
-        kwargs["limits"] = profiling.ReadLimits(max_seconds=1800)
+    if limits_type is not None:
+        kwargs["limits"] = limits_type(max_seconds=1800)
     started = time.perf_counter()
     try:
-        result = profiling.profile_file(path, fmt=fmt, **kwargs)
+        result = profile_file(path, fmt=fmt, **kwargs)
         outcome = f"profiled: {result['rows']:,} rows"
-    except profiling.DatasetReadError as exc:
+    except read_error as exc:
         outcome = f"{exc.code}: {exc.message}"
     except MemoryError:
         outcome = "MemoryError"

@@ -90,7 +90,7 @@ def chorus_products():
     """The raw Chorus/Icecat catalog (19,406 rows, unique ids) as the importer reads it."""
     import pandas as pd
 
-    from governance.profiling import read_chorus_products
+    from datafiles import read_chorus_products
 
     paths = sorted(chorus_dir().glob("*.json.zip"))
     if not paths:

@@ -77,7 +77,7 @@ def load_data(sample: int = 0, seed: int = 0):
     keeps every judged product plus that many others (a cheap smoke run, not a measurement)."""
     import pandas as pd
 
-    from governance.profiling import read_chorus_products
+    from datafiles import read_chorus_products
 
     paths = sorted(chorus_dir().glob("*.json.zip"))
     if not paths:

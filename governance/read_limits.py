@@ -1,4 +1,4 @@
-"""The bounds on reading a stored dataset file (governance.profiling.ReadLimits) from the
+"""The bounds on reading a stored dataset file (datafiles.ReadLimits) from the
 settings: profiling uses them with its time limit, the pipeline without (its tasks have their
 own time limits)."""
 
@@ -9,7 +9,7 @@ from django.conf import settings
 
 def dataset_read_limits(*, timed: bool = True):
     """ReadLimits from the STEWARD_PROFILE_* settings; `timed` adds profiling's time limit."""
-    from governance.profiling import ReadLimits  # pandas: imported only where it is needed
+    from datafiles import ReadLimits  # pandas: imported only where it is needed
 
     defaults = ReadLimits()
     seconds = getattr(settings, "STEWARD_PROFILE_MAX_SECONDS", 1800.0) if timed else None

@@ -26,7 +26,6 @@ import signal
 import subprocess
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,6 +194,8 @@ def generate_demo_data(
 
 
 def _chorus_files(folder: Path, scratch: Path) -> list[DemoFile]:
+    import datafiles  # pandas: imported only where it is needed
+
     products = sorted(folder.glob("*.json.zip"))
     judgments = folder / "judgments.csv"
     if not products or not judgments.is_file():
@@ -203,7 +204,10 @@ def _chorus_files(folder: Path, scratch: Path) -> list[DemoFile]:
             f"--data {folder} looks like the chorus-icecat layout but has no {lacking}. "
             f"{LAYOUT_HELP}"
         )
-    bundle = _bundle_zips(products, scratch / f"{folder.name}-products.zip")
+    try:
+        bundle = datafiles.bundle_product_zips(products, scratch / f"{folder.name}-products.zip")
+    except datafiles.DatasetReadError as exc:
+        raise DemoLoadError(exc.message) from None
     return [
         DemoFile(
             role="catalog",
@@ -225,29 +229,8 @@ def _chorus_files(folder: Path, scratch: Path) -> list[DemoFile]:
     ]
 
 
-def _bundle_zips(members: list[Path], target: Path) -> Path:
-    """One zip holding every member of `members`, byte-identical on every call (fixed member
-    times and order), so a second load recognises the version it stored before."""
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
-        for member_zip in members:
-            try:
-                with zipfile.ZipFile(member_zip) as inner:
-                    for info in inner.infolist():
-                        if info.is_dir():
-                            continue
-                        entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
-                        entry.compress_type = zipfile.ZIP_DEFLATED
-                        entry.external_attr = 0o644 << 16
-                        with inner.open(info) as src, out.open(entry, "w") as dst:
-                            while chunk := src.read(1024 * 1024):
-                                dst.write(chunk)
-            except (zipfile.BadZipFile, OSError) as exc:
-                raise DemoLoadError(f"{member_zip} is not a readable zip file: {exc}") from None
-    return target
-
-
 def _generic_files(folder: Path) -> list[DemoFile]:
-    from governance import profiling
+    import datafiles
 
     files = []
     for role in ROLES:
@@ -267,8 +250,8 @@ def _generic_files(folder: Path) -> list[DemoFile]:
         with path.open("rb") as handle:
             head = handle.read(8192)
         try:
-            fmt = profiling.detect_format(path.name, head)
-        except profiling.DatasetReadError as exc:
+            fmt = datafiles.detect_format(path.name, head)
+        except datafiles.DatasetReadError as exc:
             raise DemoLoadError(f"{path}: {exc.message}") from None
         files.append(
             DemoFile(
@@ -286,7 +269,7 @@ def _generic_files(folder: Path) -> list[DemoFile]:
 def check_demo_files(files: list[DemoFile]) -> None:
     """Refuse, before anything is stored, a file that cannot be read or lacks the columns the
     pipeline needs (known aliases accepted). Reads only the first rows of each file."""
-    from governance import profiling
+    import datafiles
     from recsys.pipelines.cleaning import ALIASES, REQUIRED
 
     for file in files:
@@ -295,10 +278,10 @@ def check_demo_files(files: list[DemoFile]) -> None:
             raise DemoLoadError(f"{file.path} is empty.")
         try:
             with contextlib.closing(
-                profiling.iter_frames(file.path, fmt=file.fmt, chunk_rows=500)
+                datafiles.iter_frames(file.path, fmt=file.fmt, chunk_rows=500)
             ) as frames:
                 frame = next(frames, None)
-        except profiling.DatasetReadError as exc:
+        except datafiles.DatasetReadError as exc:
             raise DemoLoadError(f"{file.path}: {exc.message}") from None
         if frame is None:
             raise DemoLoadError(f"{file.path} has no rows.")

@@ -235,7 +235,7 @@ def _inputs(run: PipelineRun) -> dict:
 def _read(version, *, kind: str):
     import pandas as pd
 
-    from governance import profiling
+    import datafiles
     from governance.read_limits import dataset_read_limits
     from recsys.pipelines.indexing import sha256_file
 
@@ -248,9 +248,9 @@ def _read(version, *, kind: str):
         )
     limits = dataset_read_limits(timed=False)  # the same bounds as profiling, but for the time
     if version.format == "chorus-products":
-        frames = profiling.read_chorus_products(path, limits=limits)
+        frames = datafiles.read_chorus_products(path, limits=limits)
     else:
-        frames = profiling.iter_frames(path, fmt=version.format, limits=limits)
+        frames = datafiles.iter_frames(path, fmt=version.format, limits=limits)
     return pd.concat(list(frames), ignore_index=True)
 
 

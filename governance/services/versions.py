@@ -67,18 +67,18 @@ def _check_format(name: str, fmt: str | None, head: bytes) -> str:
     """The format to profile with. An unsupported extension is refused before anything is
     stored; content that contradicts its extension is stored as "unknown", and profiling
     fails its version with the reason."""
-    from governance import profiling  # pandas: imported only where it is needed
+    import datafiles  # pandas: imported only where it is needed
 
     if fmt:
-        if fmt not in profiling.FORMATS:
+        if fmt not in datafiles.FORMATS:
             raise ValidationError(
-                f"Unknown format '{fmt}'. Supported: {', '.join(profiling.FORMATS)}.",
+                f"Unknown format '{fmt}'. Supported: {', '.join(datafiles.FORMATS)}.",
                 field="format",
             )
         return fmt
     try:
-        return profiling.detect_format(name, head)
-    except profiling.DatasetReadError as exc:
+        return datafiles.detect_format(name, head)
+    except datafiles.DatasetReadError as exc:
         if exc.code == "unsupported_format":
             raise ValidationError(exc.message, field="file") from None
         return UNKNOWN_FORMAT
@@ -289,6 +289,7 @@ def dataset_versions_profile_sweep(*, stuck_after_minutes: int = 120) -> dict[st
 
 
 def _run_profile(version: DatasetVersion) -> tuple[dict | None, str]:
+    import datafiles
     from governance import profiling
     from governance.read_limits import dataset_read_limits
 
@@ -299,12 +300,12 @@ def _run_profile(version: DatasetVersion) -> tuple[dict | None, str]:
             return None, "The stored file no longer matches its checksum: it was altered."
         if version.format == UNKNOWN_FORMAT:  # say what the content is instead
             with open(path, "rb") as handle:
-                profiling.detect_format(version.original_name, handle.read(8192))
+                datafiles.detect_format(version.original_name, handle.read(8192))
         limits = dataset_read_limits()
         return profiling.profile_file(
             path, fmt=version.format, contract=contract, limits=limits
         ), ""
-    except profiling.DatasetReadError as exc:
+    except datafiles.DatasetReadError as exc:
         return None, exc.message
     except FileNotFoundError:
         return None, "The stored file is missing."

@@ -470,7 +470,7 @@ def clean_file(
     whole table in pandas (roughly 2–4× the text size while a rule runs), not `chunk_rows`."""
     import pandas as pd
 
-    from governance.profiling import ReadReport, iter_frames
+    from datafiles import ReadReport, iter_frames
 
     started = time.perf_counter()
     read = ReadReport()

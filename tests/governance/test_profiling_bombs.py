@@ -226,7 +226,7 @@ def test_each_limit_fails_the_version_with_its_reason_and_keeps_the_file(
 
 @pytest.mark.django_db
 def test_the_pipeline_reads_with_the_same_bounds_but_no_profiling_time_limit(settings, tmp_path):
-    from governance.profiling import DatasetReadError
+    from datafiles import DatasetReadError
     from recsys.execution import _read
 
     settings.MEDIA_ROOT = tmp_path / "media"

@@ -462,7 +462,7 @@ def test_clean_file_writes_csv_and_parquet(tmp_path):
 
 @pytest.mark.skipif(not (CHORUS / "1.json.zip").exists(), reason="Chorus data set not present")
 def test_real_chorus_catalog_is_cleaned(tmp_path):
-    from governance.profiling import read_chorus_products
+    from datafiles import read_chorus_products
 
     frame = pd.concat(list(read_chorus_products(CHORUS / "1.json.zip")), ignore_index=True)
     out, report = clean(frame, "product_catalog", CleanConfig())

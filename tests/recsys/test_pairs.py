@@ -257,7 +257,7 @@ def test_demo_labels_make_pairs():
 
 @pytest.mark.skipif(not (CHORUS / "judgments.csv").exists(), reason="Chorus data set not present")
 def test_real_chorus_judgments():
-    from governance.profiling import iter_frames, read_chorus_products
+    from datafiles import iter_frames, read_chorus_products
 
     products = pd.concat(
         [pd.concat(list(read_chorus_products(CHORUS / f"{i}.json.zip"))) for i in range(1, 5)],

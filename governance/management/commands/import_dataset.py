@@ -2,11 +2,11 @@
 
 Stores PATH as a new version of the asset (exactly like an upload from the UI or the API),
 then profiling runs on a worker (--wait waits for it; --profile-now runs it in this process).
-For chorus-products, PATH may be a folder of *.json.zip files (bundled into one zip)."""
+For chorus-products, PATH may be a folder of *.json.zip files (bundled into one zip, the same
+bytes as load_demo bundles from that folder)."""
 
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -111,15 +111,12 @@ class Command(BaseCommand):
                 f"{folder} is a folder: give a file, or --format chorus-products "
                 "for a folder of *.json.zip files."
             )
-        bundle = scratch / f"{folder.name}-products.zip"
-        with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as out:
-            for member_zip in members:
-                with zipfile.ZipFile(member_zip) as inner:
-                    for info in inner.infolist():
-                        with inner.open(info) as src, out.open(info.filename, "w") as dst:
-                            while chunk := src.read(1024 * 1024):
-                                dst.write(chunk)
-        return bundle
+        import datafiles  # pandas: imported only where it is needed
+
+        try:
+            return datafiles.bundle_product_zips(members, scratch / f"{folder.name}-products.zip")
+        except datafiles.DatasetReadError as exc:
+            raise CommandError(exc.message) from None
 
     def _wait(self, version_id: int, seconds: int) -> DatasetVersion:
         deadline = time.monotonic() + seconds

@@ -1,6 +1,6 @@
-"""governance.profiling's ReadLimits: every bound on reading a file, each tested with a crafted
-file that is small on disk (no database). End to end (settings, the version's reason, memory of
-import_dataset) in test_profiling_bombs.py."""
+"""datafiles.ReadLimits: every bound on reading a file, each tested with a crafted file that is
+small on disk (no database). End to end (settings, the version's reason, memory of
+import_dataset) in tests/governance/test_profiling_bombs.py."""
 
 from __future__ import annotations
 
@@ -18,17 +18,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from governance import profiling
-from governance.profiling import DatasetReadError, ReadLimits, iter_frames, profile_file
-from tests.governance.test_profiling import zipped
+import datafiles.limits
+from datafiles import ReadLimits, decoding, iter_frames
+from tests.datafiles.files import read_error, rows_read, write, zipped
 
 MIB = 1 << 20
-
-
-def write(tmp_path: Path, name: str, data: bytes | str) -> Path:
-    path = tmp_path / name
-    path.write_bytes(data.encode() if isinstance(data, str) else data)
-    return path
 
 
 def gzip_of_chunks(path: Path, head: bytes, chunk: bytes, count: int, tail: bytes = b"") -> Path:
@@ -39,13 +33,6 @@ def gzip_of_chunks(path: Path, head: bytes, chunk: bytes, count: int, tail: byte
             out.write(chunk)
         out.write(tail)
     return path
-
-
-def read_error(path: Path, **kwargs) -> DatasetReadError:
-    with pytest.raises(DatasetReadError) as caught:
-        profile_file(path, **kwargs)
-    assert caught.value.message and str(caught.value) == caught.value.message
-    return caught.value
 
 
 # --- line length -------------------------------------------------------------------------------
@@ -91,8 +78,7 @@ def test_the_first_line_over_the_limit_is_named(tmp_path, fmt, name, lines):
 def test_a_line_exactly_at_the_limit_is_read(tmp_path):
     longest = "2," + "x" * 98  # 100 characters
     path = write(tmp_path, "a.csv", f"id,name\n1,ok\n{longest}\n")
-    result = profile_file(path, fmt="csv", limits=ReadLimits(max_line_chars=100))
-    assert result["rows"] == 2
+    assert rows_read(path, fmt="csv", limits=ReadLimits(max_line_chars=100)) == 2
 
 
 def test_a_long_line_across_many_blocks_counts_from_its_start(tmp_path):
@@ -124,8 +110,7 @@ def test_a_json_array_on_one_line_is_not_bound_by_the_line_limit(tmp_path):
     records = [{"id": n, "name": f"item {n}"} for n in range(2000)]
     path = write(tmp_path, "a.json", json.dumps(records))
     assert path.stat().st_size > 10_000
-    result = profile_file(path, fmt="json", limits=ReadLimits(max_line_chars=1000))
-    assert result["rows"] == 2000
+    assert rows_read(path, fmt="json", limits=ReadLimits(max_line_chars=1000)) == 2000
 
 
 # --- decompressed bytes: absolute and ratio ----------------------------------------------------
@@ -152,7 +137,7 @@ def test_gzip_with_a_huge_ratio_is_a_bomb(tmp_path):
 def test_the_ratio_applies_only_beyond_its_floor(tmp_path):
     """Small files that compress very well (here ~400x) still read under the defaults."""
     path = gzip_of_chunks(tmp_path / "a.csv.gz", b"id,name\n", b"1,apple\n" * 1000, 100)
-    assert profile_file(path, fmt="csv")["rows"] == 100_000
+    assert rows_read(path, fmt="csv") == 100_000
 
 
 def test_zip_bomb_is_refused_from_its_stated_sizes_before_reading(tmp_path):
@@ -229,7 +214,7 @@ def test_zip_with_more_members_than_the_default_limit(tmp_path):
 
 def test_zip_with_exactly_the_limit_of_members(tmp_path):
     path = write(tmp_path, "a.csv.zip", zipped({f"p{n}.csv": "id\n1\n" for n in range(5)}))
-    assert profile_file(path, fmt="csv", limits=ReadLimits(max_zip_members=5))["rows"] == 5
+    assert rows_read(path, fmt="csv", limits=ReadLimits(max_zip_members=5)) == 5
 
 
 def _understate_entries(data: bytes, entries: int) -> bytes:
@@ -256,7 +241,7 @@ def test_zip_whose_table_of_contents_is_too_large_is_not_parsed(tmp_path):
 # --- time --------------------------------------------------------------------------------------
 
 
-def test_profiling_stops_at_its_time_limit(tmp_path):
+def test_reading_stops_at_its_time_limit(tmp_path):
     """A slow path (one row per chunk) with a tiny limit: stopped mid-way, soon after it."""
     path = write(tmp_path, "a.csv", "id,name\n" + "".join(f"{n},x{n}\n" for n in range(50_000)))
     started = time.monotonic()
@@ -278,9 +263,9 @@ def test_without_a_time_limit_the_same_read_completes(tmp_path):
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "json"])
 def test_a_chunk_also_ends_when_its_text_is_long(tmp_path, monkeypatch, fmt):
     """Long lines under the line limit: a chunk of `chunk_rows` of them could still be most of a
-    4 GiB decompressed file, so a chunk also ends at _CHUNK_CHARS characters."""
-    monkeypatch.setattr(profiling, "_CHUNK_CHARS", 2500)
-    monkeypatch.setattr(profiling, "_BLOCK_CHARS", 100)  # little read ahead of the chunk
+    4 GiB decompressed file, so a chunk also ends at CHUNK_CHARS characters."""
+    monkeypatch.setattr(datafiles.limits, "CHUNK_CHARS", 2500)
+    monkeypatch.setattr(decoding, "_BLOCK_CHARS", 100)  # little read ahead of the chunk
     texts = [f"{n}" + "x" * 1000 for n in range(10)]
     if fmt == "csv":
         data = "text\n" + "\n".join(texts) + "\n"
