@@ -45,7 +45,7 @@ def import_folder(folder, **options):
 def test_a_chorus_folder_is_bundled_into_the_bytes_that_load_demo_bundles(org, tmp_path):
     """One bundling for both commands: a folder imported here is the version that load_demo
     --data finds stored already (it looks versions up by checksum)."""
-    from recsys.demo_loading import demo_files
+    from recsys.demo.dataset import demo_files
 
     folder = chorus_folder(tmp_path)
     import_folder(folder)

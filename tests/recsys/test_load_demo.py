@@ -24,7 +24,8 @@ from governance.models import (
     Decision,
     Incident,
 )
-from recsys.demo_loading import DemoLoadError, check_demo_files, demo_files
+from recsys.demo import DemoLoadError
+from recsys.demo.dataset import check_demo_files, demo_files
 from recsys.models import ActiveIndex, IndexVersion, ModelVersion, PipelineRun
 from teams.services import notifications_deliver_pending
 from tests.conftest import wait_for_worker_idle

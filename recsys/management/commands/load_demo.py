@@ -1,7 +1,7 @@
 """python manage.py load_demo [--data PATH] [--base-model PATH] [--max-steps N]
 
 The demo data as approved dataset versions, a full retrain run by a worker after the required
-approvals, and its index activated (recsys/demo_loading.py). Idempotent: a second call finds
+approvals, and its index activated (recsys/demo/). Idempotent: a second call finds
 everything done and changes nothing. Run seed_demo first."""
 
 import contextlib
@@ -11,7 +11,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from recsys.demo_loading import DEMO_MAX_STEPS, DEMO_TIMEOUT_SECONDS, DemoLoadError, load_demo
+from recsys.demo import DEMO_MAX_STEPS, DEMO_TIMEOUT_SECONDS, DemoLoadError, load_demo
 
 
 class Command(BaseCommand):

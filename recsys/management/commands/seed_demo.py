@@ -139,7 +139,7 @@ class Command(BaseCommand):
                 admin, users[username], kind, subject=subject, area=area, team=teams.get(team_slug)
             )
         from governance.demo import seed_governance
-        from recsys.demo import seed_pipeline
+        from recsys.demo.pipeline import seed_pipeline
         from teams.permissions import sync_team_grants
 
         sync_team_grants()  # grants added by later releases reach existing teams too
