@@ -1,11 +1,64 @@
-"""The demo's governance data: schema contracts, SLAs and a few dataset versions in every
-state a steward meets (approved, waiting in the inbox, breaching an SLA). Used by seed_demo."""
+"""The demo's governance data: the data assets with their responsibilities, schema contracts,
+SLAs and a few dataset versions in every state a steward meets (approved, waiting in the inbox,
+breaching an SLA). Used by seed_demo."""
 
 from django.core.files.base import ContentFile
 
 from data import demo_generator as gen
 from governance import services
+from governance.choices import AssetKind, Classification
 from governance.models import ApprovalRequest, DataAsset
+from teams.demo import assign_once
+
+DEMO_ASSETS = [
+    # slug, name, kind, team, classification, accountable (None = a reported gap), description
+    (
+        "product-catalog",
+        "Product catalog",
+        AssetKind.PRODUCT_CATALOG,
+        "catalog-data",
+        Classification.INTERNAL,
+        "catalog.steward",
+        "Titles, brands, prices and attributes of every product.",
+    ),
+    (
+        "behaviour-events",
+        "Behaviour events",
+        AssetKind.BEHAVIOUR_EVENTS,
+        "behaviour-analytics",
+        Classification.PERSONAL,
+        "behaviour.steward",
+        "Views, clicks, carts and purchases per user.",
+    ),
+    (
+        "relevance-labels",
+        "Relevance labels",
+        AssetKind.RELEVANCE_LABELS,
+        "relevance-ml",
+        Classification.INTERNAL,
+        "relevance.steward",
+        "Graded query-product judgments.",
+    ),
+    (
+        "search-queries",
+        "Search queries",
+        AssetKind.QUERIES,
+        "search-ops",
+        Classification.CONFIDENTIAL,
+        None,
+        "Queries typed into the shop's search box.",
+    ),
+]
+# username, RACI kind, asset slug: the other responsibilities for the demo assets
+DEMO_ASSET_RACI = [
+    ("catalog.engineer", "R", "product-catalog"),
+    ("relevance.lead", "C", "product-catalog"),
+    ("ops.ops", "I", "product-catalog"),
+    ("behaviour.engineer", "R", "behaviour-events"),
+    ("relevance.engineer", "R", "relevance-labels"),
+    ("catalog.steward", "C", "relevance-labels"),
+    ("ops.engineer", "R", "search-queries"),
+]
 
 CONTRACTS = {
     "product-catalog": {
@@ -38,6 +91,27 @@ SLAS = {
     "behaviour-events": {"min_rows": 1000, "max_null_rate": 0.05, "approval_latency_hours": 48},
     "search-queries": {"freshness_hours": 24},
 }
+
+
+def seed_assets(*, admin, teams: dict, users: dict) -> dict[str, DataAsset]:
+    """Idempotent: the demo assets, owned by the demo teams (`teams` by slug), and their
+    responsibilities (`users` by username)."""
+    assets = {}
+    for slug, name, kind, team_slug, classification, accountable, description in DEMO_ASSETS:
+        assets[slug] = DataAsset.objects.filter(slug=slug).first() or services.dataasset_create(
+            actor=admin,
+            name=name,
+            slug=slug,
+            kind=kind,
+            owning_team=teams[team_slug],
+            classification=classification,
+            description=description,
+        )
+        if accountable:
+            assign_once(admin, users[accountable], "A", subject=assets[slug])
+    for username, kind, slug in DEMO_ASSET_RACI:
+        assign_once(admin, users[username], kind, subject=assets[slug])
+    return assets
 
 
 def _upload(asset, uploader, name: str, text: str, note: str):
