@@ -133,6 +133,11 @@ def run_input_incidents(run: PipelineRun) -> list[dict]:
     ]
 
 
+def input_versions(*, ids: list[int]) -> list[DatasetVersion]:
+    """The dataset versions a run request names (the service checks each is usable)."""
+    return list(DatasetVersion.objects.filter(pk__in=ids))
+
+
 def approved_inputs(pipeline: Pipeline) -> dict:
     """Per input asset, its approved versions (newest first) for the trigger form."""
     versions = (
