@@ -37,6 +37,7 @@ from governance.forms import (
 from governance.services.approvals import default_approver_roles
 from teams.errors import ApplicationError
 from teams.htmx import stop_polling_when_final
+from teams.permissions import can_manage_team, manage_verdict
 from teams.redirects import safe_return_url
 
 
@@ -455,8 +456,6 @@ class ApprovalPolicyView(LoginRequiredMixin, View):
         self.team, self.policies = selectors.policies_for_team(
             user=request.user, team_slug=kwargs["slug"]
         )
-        from teams.permissions import can_manage_team
-
         self.can_manage = can_manage_team(request.user, self.team)
         return super().dispatch(request, *args, **kwargs)
 
@@ -464,11 +463,9 @@ class ApprovalPolicyView(LoginRequiredMixin, View):
         return self._render({})
 
     def post(self, request, slug):
-        if not self.can_manage:
-            raise PermissionDenied(
-                "You cannot change the approval policies of this team: only a lead of "
-                f"{self.team.name} or of a team above it can."
-            )
+        manage_verdict(
+            request.user, self.team, "change the approval policies of this team"
+        ).require()
         form = ApprovalPolicyForm(request.POST)
         if form.is_valid():
             data = form.cleaned_data
