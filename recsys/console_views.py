@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views import View
 
+from core.views import ObjectView
 from recsys import search, selectors
 from recsys.services import console as console_services
 from teams.errors import ApplicationError, PermissionDeniedError
@@ -150,14 +151,18 @@ def product_row(folder: str, product_id: str) -> dict:
     return rows.iloc[0].to_dict()
 
 
-class ProvenanceView(_ConsoleMixin, View):
+class ProvenanceView(ObjectView, View):
     """The "why" panel (an htmx fragment, or a page): index → model and its run → dataset
     versions and their cleaning runs → who approved each, and when."""
 
+    def get_object(self):
+        index = selectors.index_get_for_user(user=self.request.user, pk=self.kwargs["pk"])
+        search.require_query(self.request.user, index.pipeline)
+        return index
+
     def get(self, request, pk: int):
-        index = selectors.index_get_for_user(user=request.user, pk=pk)
+        index = self.object
         pipeline = index.pipeline
-        search.require_query(request.user, pipeline)
         product = None
         product_id = request.GET.get("product")
         if product_id:
@@ -200,13 +205,17 @@ class QuerySetCreateView(_ConsoleMixin, View):
         return redirect("recsys:query_set", pk=saved.pk)
 
 
-class QuerySetView(_ConsoleMixin, View):
+class QuerySetView(ObjectView, View):
     """Run a saved query set against two index versions: per query, the overlap of the top-k
     and the rank changes."""
 
+    def get_object(self):
+        saved = selectors.query_set_get_for_user(user=self.request.user, pk=self.kwargs["pk"])
+        search.require_query(self.request.user, saved.pipeline)
+        return saved
+
     def get(self, request, pk: int):
-        saved = selectors.query_set_get_for_user(user=request.user, pk=pk)
-        search.require_query(request.user, saved.pipeline)
+        saved = self.object
         pipeline = saved.pipeline
         indexes = list(selectors.indexes_of(pipeline)[:50])
         left_id, right_id = request.GET.get("index"), request.GET.get("compare")
@@ -238,9 +247,12 @@ class QuerySetView(_ConsoleMixin, View):
         )
 
 
-class QuerySetDeleteView(_ConsoleMixin, View):
+class QuerySetDeleteView(ObjectView, View):
+    def get_object(self):
+        return selectors.query_set_get_for_user(user=self.request.user, pk=self.kwargs["pk"])
+
     def post(self, request, pk: int):
-        saved = selectors.query_set_get_for_user(user=request.user, pk=pk)
+        saved = self.object
         slug = saved.pipeline.slug
         console_services.query_set_delete(actor=request.user, query_set=saved)
         messages.success(request, f"Deleted the query set '{saved.name}'.")
