@@ -6,7 +6,30 @@ from core.actions import Allowed, Refused, Verdict
 from governance.choices import ApprovalState
 from recsys import permissions
 from recsys.choices import TERMINAL_RUN_STATES, IndexStatus, RunState
+from teams import permissions as team_perms
 from teams.errors import PermissionDeniedError, ValidationError
+
+
+def pipeline_actions(user, pipeline, *, active) -> dict[str, Verdict]:
+    """Request a run: ops and leads of the owning team. Roll back: the same, when the served
+    index (`active`, the pipeline's ActiveIndex or None) has a previous one. Schedule: leads of
+    the owning team or of a team above it."""
+    return {
+        "request_run": permissions.run_verdict(user, pipeline),
+        "rollback": _pipeline_rollback(user, pipeline, active),
+        "schedule": team_perms.manage_verdict(
+            user, pipeline.owning_team, "change the schedule of this pipeline"
+        ),
+    }
+
+
+def _pipeline_rollback(user, pipeline, active) -> Verdict:
+    allowed = permissions.run_verdict(user, pipeline, "roll back the index of this pipeline")
+    if not allowed:
+        return allowed
+    if active is None or active.previous_id is None:
+        return Refused(f"{pipeline.name} has no previous index to roll back to.", ValidationError)
+    return Allowed()
 
 
 def run_actions(user, run) -> dict[str, Verdict]:

@@ -11,11 +11,10 @@ from core.views import ObjectView, ServiceActionView
 from governance.charts import sparkline
 from governance.choices import ApprovalKind
 from recsys import permissions, selectors, services
-from recsys.actions import index_actions, run_actions
+from recsys.actions import index_actions, pipeline_actions, run_actions
 from recsys.choices import TERMINAL_RUN_STATES, RunState
 from recsys.forms import RunRequestForm
 from recsys.services.schedules import CRON_HELP
-from teams import permissions as team_perms
 from teams.htmx import stop_polling_when_final
 
 
@@ -33,6 +32,7 @@ class PipelineDetailView(LoginRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         pipeline = selectors.pipeline_get_for_user(user=self.request.user, slug=kwargs["slug"])
+        active = getattr(pipeline, "active", None)
         runs = Paginator(
             selectors.runs_for_user(user=self.request.user, pipeline=pipeline), 20
         ).get_page(self.request.GET.get("page"))
@@ -49,9 +49,8 @@ class PipelineDetailView(LoginRequiredMixin, TemplateView):
             runs=runs,
             indexes=indexes,
             ndcg_chart=sparkline([v for v in history if v is not None], width=320, height=60),
-            active=getattr(pipeline, "active", None),
-            can_run=permissions.can_run(self.request.user, pipeline),
-            can_schedule=team_perms.can_manage_team(self.request.user, pipeline.owning_team),
+            active=active,
+            actions=pipeline_actions(self.request.user, pipeline, active=active),
             cron_help=CRON_HELP,
             time_zone=settings.TIME_ZONE,
             **kwargs,

@@ -14,8 +14,7 @@ from governance.audit import audit_record
 from governance.choices import ApprovalKind
 from governance.models import ApprovalRequest
 from governance.services.approvals import SubjectHandler, approval_request_open
-from recsys import permissions
-from recsys.actions import index_actions
+from recsys.actions import index_actions, pipeline_actions
 from recsys.choices import IndexStatus
 from recsys.constants import QUALITY_GATE_TOLERANCE_DEFAULT
 from recsys.models import ActiveIndex, IndexVersion, Pipeline
@@ -184,10 +183,8 @@ def _switch(*, actor, pipeline: Pipeline, target: IndexVersion, verb: str, detai
 @transaction.atomic
 def index_rollback(*, actor, pipeline: Pipeline) -> ActiveIndex:
     """Serve the previous index again (one click); the current one is retired."""
-    permissions.require_run(actor, pipeline, "roll back the index of this pipeline")
     pointer = ActiveIndex.objects.select_for_update().filter(pipeline=pipeline).first()
-    if pointer is None or pointer.previous_id is None:
-        raise ValidationError(f"{pipeline.name} has no previous index to roll back to.")
+    pipeline_actions(actor, pipeline, active=pointer)["rollback"].require()
     return _switch(
         actor=actor,
         pipeline=pipeline,

@@ -7,7 +7,7 @@ import pytest
 
 from core.actions import Allowed, Refused
 from governance.models import ApprovalRequest
-from recsys.actions import index_actions, run_actions
+from recsys.actions import index_actions, pipeline_actions, run_actions
 from recsys.models import IndexVersion, Pipeline, PipelineRun
 from teams.errors import NotFoundError, PermissionDeniedError, ValidationError
 from teams.models import Team
@@ -81,6 +81,22 @@ def test_index_actions_follow_its_status_and_activation(
     assert bool(actions["request_activation"]) == request_activation
     assert bool(actions["activate"]) == activate
     assert actions["activate"] == Allowed() or actions["activate"].reason
+
+
+def test_pipeline_actions():
+    pipeline, lead = (
+        _pipeline(),
+        _user("teams.view_team", "teams.run_pipeline_team", "teams.manage_team"),
+    )
+    served_twice = SimpleNamespace(previous_id=4)
+    assert pipeline_actions(OPS, pipeline, active=None)["request_run"]
+    assert not pipeline_actions(VIEWER, pipeline, active=None)["request_run"]
+    assert pipeline_actions(OPS, pipeline, active=served_twice)["rollback"]
+    assert pipeline_actions(OPS, pipeline, active=SimpleNamespace(previous_id=None))[
+        "rollback"
+    ] == Refused("Search has no previous index to roll back to.", ValidationError)
+    assert not pipeline_actions(OPS, pipeline, active=None)["schedule"]
+    assert pipeline_actions(lead, pipeline, active=None)["schedule"]
 
 
 def test_a_verdict_reads_as_a_boolean_in_templates():
