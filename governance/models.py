@@ -123,6 +123,14 @@ class DatasetVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.asset} v{self.number}"
 
+    @property
+    def is_profiled(self) -> bool:
+        return self.profile_status == ProfileStatus.SUCCEEDED and bool(self.profile)
+
+    @property
+    def profiling_failed(self) -> bool:
+        return self.profile_status == ProfileStatus.FAILED
+
 
 class ApprovalPolicy(models.Model):
     """Who approves what for a team: approver roles, quorum, expiry."""
@@ -177,6 +185,10 @@ class ApprovalRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Approval #{self.pk} of {self.get_kind_display().lower()} {self.subject_id}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.state == ApprovalState.PENDING
 
 
 class ApprovalRequirement(models.Model):

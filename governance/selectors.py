@@ -304,3 +304,13 @@ def policies_for_team(*, user, team_slug: str) -> tuple:
     team = team_get_for_user(user=user, slug=team_slug)
     stored = {p.kind: p for p in ApprovalPolicy.objects.filter(team=team)}
     return team, {kind: stored.get(kind) for kind in ApprovalKind.values}
+
+
+def policies_list_for_user(*, user, team_slug: str | None = None) -> QuerySet:
+    """Stored approval policies of the teams `user` can see (optionally of one team)."""
+    from governance.models import ApprovalPolicy
+
+    qs = ApprovalPolicy.objects.filter(team__in=_visible_teams(user)).select_related("team")
+    if team_slug:
+        qs = qs.filter(team__slug=team_slug)
+    return qs.order_by("team__name", "kind")

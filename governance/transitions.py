@@ -1,5 +1,6 @@
 """The allowed state transitions of governed objects, and the one guard services call."""
 
+from core.actions import Allowed, Refused, Verdict
 from governance.choices import ApprovalState, IncidentStatus, VersionStatus
 from teams.errors import ValidationError
 
@@ -45,10 +46,17 @@ _TABLES = {
 }
 
 
+def transition_verdict(machine: str, current: str, target: str, *, what: str = "") -> Verdict:
+    """Allowed when `current -> target` is in the machine's table, else refused with an
+    InvalidTransitionError."""
+    if target in _TABLES[machine].get(current, set()):
+        return Allowed()
+    label = what or machine
+    return Refused(
+        f"{label.capitalize()} is {current}: it cannot become {target}.", InvalidTransitionError
+    )
+
+
 def assert_transition(machine: str, current: str, target: str, *, what: str = "") -> None:
     """Raise InvalidTransitionError unless `current -> target` is in the machine's table."""
-    if target not in _TABLES[machine].get(current, set()):
-        label = what or machine
-        raise InvalidTransitionError(
-            f"{label.capitalize()} is {current}: it cannot become {target}."
-        )
+    transition_verdict(machine, current, target, what=what).require()

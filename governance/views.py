@@ -13,9 +13,11 @@ from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
 
+from core.views import ObjectView, ServiceActionView
 from governance import permissions, selectors, services
+from governance.actions import incident_actions, version_actions
 from governance.charts import sparkline
-from governance.choices import ApprovalKind, ProfileStatus, VersionStatus
+from governance.choices import ApprovalKind, ProfileStatus
 from governance.constants import (
     AUDIT_PAGE_SIZE,
     DEFAULT_QUORUM,
@@ -35,19 +37,13 @@ from governance.forms import (
 from governance.services.approvals import default_approver_roles
 from teams.errors import ApplicationError
 from teams.htmx import stop_polling_when_final
+from teams.permissions import can_manage_team, manage_verdict
 from teams.redirects import safe_return_url
 
 
-class AssetMixin(LoginRequiredMixin):
-    """Resolves self.asset from the slug through the selector (404 when not visible)."""
-
-    def dispatch(self, request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return self.handle_no_permission()
-        self.asset = selectors.asset_get_for_user(user=request.user, slug=kwargs["slug"])
-        self.can_upload = permissions.can_upload(request.user, self.asset)
-        self.can_steward = permissions.can_steward(request.user, self.asset)
-        return super().dispatch(request, *args, **kwargs)
+class _AssetObject(ObjectView):
+    def get_object(self):
+        return selectors.asset_get_for_user(user=self.request.user, slug=self.kwargs["slug"])
 
 
 class AssetListView(LoginRequiredMixin, TemplateView):
@@ -61,149 +57,124 @@ class AssetListView(LoginRequiredMixin, TemplateView):
         return super().get_context_data(page=page, team=team, **kwargs)
 
 
-class AssetDetailView(AssetMixin, TemplateView):
+class AssetDetailView(_AssetObject, TemplateView):
     template_name = "governance/asset_detail.html"
 
     def get_context_data(self, **kwargs):
+        user, asset = self.request.user, self.object
         versions = Paginator(
-            self.asset.versions.select_related("uploaded_by").order_by("-number"), 20
+            asset.versions.select_related("uploaded_by").order_by("-number"), 20
         ).get_page(self.request.GET.get("page"))
-        incidents = selectors.incidents_for_user(user=self.request.user).filter(asset=self.asset)[
-            :20
-        ]
+        incidents = selectors.incidents_for_user(user=user).filter(asset=asset)[:20]
         return super().get_context_data(
-            asset=self.asset,
+            asset=asset,
             versions=versions,
             incidents=incidents,
-            accountable=self.asset.accountable_rows[0].user
-            if self.asset.accountable_rows
-            else None,
-            sla=getattr(self.asset, "sla", None),
-            can_upload=self.can_upload,
-            can_steward=self.can_steward,
+            accountable=asset.accountable_rows[0].user if asset.accountable_rows else None,
+            sla=getattr(asset, "sla", None),
+            can_upload=permissions.can_upload(user, asset),
+            can_steward=permissions.can_steward(user, asset),
             upload_form=VersionUploadForm(),
             **kwargs,
         )
 
 
-class VersionUploadView(AssetMixin, View):
+class VersionUploadView(_AssetObject, ServiceActionView):
     """GET: the upload form; POST: store the file (streamed to disk by Django's upload
-    handlers, never read whole into memory) and profile it on a worker."""
+    handlers, never read whole into memory) and profile it on a worker. An over-limit body
+    never gets here: UploadLimitMiddleware answers it with 413."""
 
-    def get(self, request, slug):
-        self._require()
-        return self._render(VersionUploadForm(initial={"submit": True}))
+    template_name = "governance/version_upload.html"
+    form_class = VersionUploadForm
 
-    def post(self, request, slug):
-        self._require()
-        # An over-limit body never gets here: UploadLimitMiddleware answers it with 413.
-        form = VersionUploadForm(request.POST, request.FILES)
-        if form.is_valid():
-            upload = form.cleaned_data["file"]
-            try:
-                version = services.dataset_version_upload(
-                    actor=request.user,
-                    asset=self.asset,
-                    file=upload,
-                    name=upload.name,
-                    fmt=form.cleaned_data["format"] or None,
-                    note=form.cleaned_data["note"],
-                    submit=form.cleaned_data["submit"],
-                )
-            except ApplicationError as exc:
-                form.add_error("file" if exc.field in (None, "file") else exc.field, exc.message)
-            else:
-                messages.success(
-                    request,
-                    f"Stored {version.original_name} as version "
-                    f"{version.number}; profiling has been queued.",
-                )
-                return redirect("governance:version_detail", pk=version.pk)
-        return self._render(form, status=400)
+    def check(self):
+        permissions.upload_verdict(self.request.user, self.object).require()
 
-    def _require(self):
-        if not self.can_upload:
-            raise PermissionDenied(
-                f"You cannot upload versions of {self.asset.name}: only engineers, stewards and "
-                f"leads of {self.asset.owning_team.name} can."
-            )
+    def build_form(self, data=None):
+        if data is None:
+            return VersionUploadForm(initial={"submit": True})
+        return VersionUploadForm(data, self.request.FILES)
 
-    def _render(self, form, status=200):
-        return render(
-            self.request,
-            "governance/version_upload.html",
-            {"asset": self.asset, "form": form},
-            status=status,
+    def perform(self, form):
+        upload = form.cleaned_data["file"]
+        return services.dataset_version_upload(
+            actor=self.request.user,
+            asset=self.object,
+            file=upload,
+            name=upload.name,
+            fmt=form.cleaned_data["format"] or None,
+            note=form.cleaned_data["note"],
+            submit=form.cleaned_data["submit"],
         )
 
+    def error_field(self, exc, form):
+        return "file" if exc.field in (None, "file") else exc.field
 
-class _AssetFormView(AssetMixin, View):
+    def success_message(self, version):
+        return (
+            f"Stored {version.original_name} as version "
+            f"{version.number}; profiling has been queued."
+        )
+
+    def next_url(self, version):
+        return reverse("governance:version_detail", kwargs={"pk": version.pk})
+
+    def get_context_data(self, **kwargs):
+        return {"asset": self.object, **kwargs}
+
+
+class _AssetFormView(_AssetObject, ServiceActionView):
+    """A steward's form on the asset; `perform` returns the success message."""
+
+    template_name = "governance/form.html"
     title = ""
     action = "change this asset"
 
-    def get(self, request, slug):
-        self._require()
-        return self._render(self.build_form())
+    def check(self):
+        permissions.steward_verdict(self.request.user, self.object, self.action).require()
 
-    def post(self, request, slug):
-        self._require()
-        form = self.build_form(request.POST)
-        if form.is_valid():
-            try:
-                message = self.perform(form.cleaned_data)
-            except ApplicationError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-            else:
-                messages.success(request, message)
-                return redirect("governance:asset_detail", slug=self.asset.slug)
-        return self._render(form, status=400)
+    def success_message(self, message):
+        return message
 
-    def _require(self):
-        if not self.can_steward:
-            raise PermissionDenied(
-                f"You cannot {self.action}: only stewards and leads of "
-                f"{self.asset.owning_team.name} can."
-            )
+    def next_url(self, result):
+        return reverse("governance:asset_detail", kwargs={"slug": self.object.slug})
 
-    def _render(self, form, status=200):
-        return render(
-            self.request,
-            "governance/form.html",
-            {
-                "form": form,
-                "title": self.title,
-                "asset": self.asset,
-                "cancel_url": reverse("governance:asset_detail", args=[self.asset.slug]),
-            },
-            status=status,
-        )
+    def get_context_data(self, **kwargs):
+        return {
+            "title": self.title,
+            "asset": self.object,
+            "cancel_url": reverse("governance:asset_detail", args=[self.object.slug]),
+            **kwargs,
+        }
 
 
 class AssetSlaView(_AssetFormView):
     title = "Service levels"
+    form_class = AssetSlaForm
     action = "change the SLA of this asset"
 
     def build_form(self, data=None):
-        sla = getattr(self.asset, "sla", None)
+        sla = getattr(self.object, "sla", None)
         initial = {}
         if sla is not None:
             initial = {f: getattr(sla, f) for f in AssetSlaForm.base_fields}
             initial["column_max_null_rates"] = sla.column_max_null_rates or ""
         return AssetSlaForm(data, initial=initial)
 
-    def perform(self, data):
-        services.assetsla_update(actor=self.request.user, asset=self.asset, **data)
-        return f"Saved the SLA of {self.asset.name}; incidents were re-evaluated."
+    def perform(self, form):
+        services.assetsla_update(actor=self.request.user, asset=self.object, **form.cleaned_data)
+        return f"Saved the SLA of {self.object.name}; incidents were re-evaluated."
 
 
 class AssetEditView(_AssetFormView):
     title = "Edit asset"
+    form_class = AssetEditForm
     action = "edit this asset"
 
     def build_form(self, data=None):
         import json
 
-        asset = self.asset
+        asset = self.object
         return AssetEditForm(
             data,
             initial={
@@ -216,20 +187,17 @@ class AssetEditView(_AssetFormView):
             },
         )
 
-    def perform(self, data):
-        services.dataasset_update(actor=self.request.user, asset=self.asset, **data)
-        return f"Saved {self.asset.name}."
+    def perform(self, form):
+        services.dataasset_update(actor=self.request.user, asset=self.object, **form.cleaned_data)
+        return f"Saved {self.object.name}."
 
 
-class VersionMixin(LoginRequiredMixin):
-    def dispatch(self, request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return self.handle_no_permission()
-        self.version = selectors.version_get_for_user(user=request.user, pk=kwargs["pk"])
-        return super().dispatch(request, *args, **kwargs)
+class _VersionObject(ObjectView):
+    def get_object(self):
+        return selectors.version_get_for_user(user=self.request.user, pk=self.kwargs["pk"])
 
 
-class VersionDetailView(VersionMixin, TemplateView):
+class VersionDetailView(_VersionObject, TemplateView):
     template_name = "governance/version_detail.html"
 
     def render_to_response(self, context, **kwargs):
@@ -237,7 +205,7 @@ class VersionDetailView(VersionMixin, TemplateView):
         return stop_polling_when_final(self.request, response, final=not context["profiling"])
 
     def get_context_data(self, **kwargs):
-        user, version = self.request.user, selectors.with_sla_now(self.version)
+        user, version = self.request.user, selectors.with_sla_now(self.object)
         requests = selectors.requests_for_subject(version)
         pending = next((r for r in requests if r.state == "pending"), None)
         decide = decide_check(user, pending) if pending else None
@@ -250,45 +218,42 @@ class VersionDetailView(VersionMixin, TemplateView):
             # Why the user may not decide, when it is the four-eyes rule (they produced or
             # asked for this version); other refusals need no explanation here.
             decide_refusal=decide.reason if decide is not None and decide.excluded else "",
-            can_submit=version.status == VersionStatus.DRAFT
-            and version.profile_status == ProfileStatus.SUCCEEDED
-            and permissions.can_upload(user, version.asset),
-            can_deprecate=version.status in (VersionStatus.APPROVED, VersionStatus.SUPERSEDED)
-            and permissions.can_steward(user, version.asset),
+            actions=version_actions(user, version),
             is_requester=pending is not None and pending.requester_id == user.pk,
             profiling=version.profile_status in (ProfileStatus.PENDING, ProfileStatus.RUNNING),
             **kwargs,
         )
 
 
-class VersionSubmitView(VersionMixin, View):
-    def post(self, request, pk):
-        form = NoteForm(request.POST)
-        note = form.cleaned_data["note"] if form.is_valid() else ""
-        try:
-            services.dataset_version_submit(actor=request.user, version=self.version, reason=note)
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, f"Submitted {self.version} for approval.")
-        return redirect("governance:version_detail", pk=pk)
+class _VersionAction(_VersionObject, ServiceActionView):
+    def next_url(self, result):
+        return reverse("governance:version_detail", kwargs={"pk": self.object.pk})
 
 
-class VersionDeprecateView(VersionMixin, View):
-    def post(self, request, pk):
-        form = ReasonForm(request.POST)
-        if not form.is_valid():
-            messages.error(request, "Say why the version is deprecated.")
-            return redirect("governance:version_detail", pk=pk)
-        try:
-            services.dataset_version_deprecate(
-                actor=request.user, version=self.version, reason=form.cleaned_data["reason"]
-            )
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, f"Deprecated {self.version}.")
-        return redirect("governance:version_detail", pk=pk)
+class VersionSubmitView(_VersionAction):
+    def perform(self, form):
+        note = NoteForm(self.request.POST)
+        return services.dataset_version_submit(
+            actor=self.request.user,
+            version=self.object,
+            reason=note.cleaned_data["note"] if note.is_valid() else "",
+        )
+
+    def success_message(self, result):
+        return f"Submitted {self.object} for approval."
+
+
+class VersionDeprecateView(_VersionAction):
+    form_class = ReasonForm
+    invalid_message = "Say why the version is deprecated."
+
+    def perform(self, form):
+        return services.dataset_version_deprecate(
+            actor=self.request.user, version=self.object, reason=form.cleaned_data["reason"]
+        )
+
+    def success_message(self, result):
+        return f"Deprecated {self.object}."
 
 
 class ApprovalInboxView(LoginRequiredMixin, TemplateView):
@@ -337,19 +302,21 @@ class ApprovalDecideView(LoginRequiredMixin, View):
         return redirect(back)
 
 
-class ApprovalCancelView(LoginRequiredMixin, View):
-    def post(self, request, pk):
-        approval = selectors.approval_get_for_user(user=request.user, pk=pk)
-        try:
-            services.approval_cancel(
-                actor=request.user, request=approval, reason=request.POST.get("reason", "")
-            )
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, f"Cancelled request #{approval.pk}.")
-        return redirect(
-            safe_return_url(request, request.POST.get("next"), reverse("governance:inbox"))
+class ApprovalCancelView(ServiceActionView):
+    def get_object(self):
+        return selectors.approval_get_for_user(user=self.request.user, pk=self.kwargs["pk"])
+
+    def perform(self, form):
+        return services.approval_cancel(
+            actor=self.request.user, request=self.object, reason=self.request.POST.get("reason", "")
+        )
+
+    def success_message(self, result):
+        return f"Cancelled request #{self.object.pk}."
+
+    def next_url(self, result):
+        return safe_return_url(
+            self.request, self.request.POST.get("next"), reverse("governance:inbox")
         )
 
 
@@ -367,34 +334,31 @@ class SlaDashboardView(LoginRequiredMixin, TemplateView):
         return super().get_context_data(board=board, team=team, **kwargs)
 
 
-class IncidentDetailView(LoginRequiredMixin, TemplateView):
+class _IncidentObject(ObjectView):
+    def get_object(self):
+        return selectors.incident_get_for_user(user=self.request.user, pk=self.kwargs["pk"])
+
+
+class IncidentDetailView(_IncidentObject, TemplateView):
     template_name = "governance/incident_detail.html"
 
     def get_context_data(self, **kwargs):
-        incident = selectors.incident_get_for_user(user=self.request.user, pk=kwargs["pk"])
         return super().get_context_data(
-            incident=incident,
-            can_ack=incident.status == "open"
-            and (
-                incident.assigned_to_id == self.request.user.pk
-                or permissions.can_steward(self.request.user, incident.asset)
-            ),
-            **kwargs,
+            incident=self.object, actions=incident_actions(self.request.user, self.object), **kwargs
         )
 
 
-class IncidentAcknowledgeView(LoginRequiredMixin, View):
-    def post(self, request, pk):
-        incident = selectors.incident_get_for_user(user=request.user, pk=pk)
-        try:
-            services.incident_acknowledge(
-                actor=request.user, incident=incident, note=request.POST.get("note", "")
-            )
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, "Incident acknowledged.")
-        return redirect("governance:incident_detail", pk=pk)
+class IncidentAcknowledgeView(_IncidentObject, ServiceActionView):
+    def perform(self, form):
+        return services.incident_acknowledge(
+            actor=self.request.user, incident=self.object, note=self.request.POST.get("note", "")
+        )
+
+    def success_message(self, result):
+        return "Incident acknowledged."
+
+    def next_url(self, result):
+        return reverse("governance:incident_detail", kwargs={"pk": self.object.pk})
 
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -492,8 +456,6 @@ class ApprovalPolicyView(LoginRequiredMixin, View):
         self.team, self.policies = selectors.policies_for_team(
             user=request.user, team_slug=kwargs["slug"]
         )
-        from teams.permissions import can_manage_team
-
         self.can_manage = can_manage_team(request.user, self.team)
         return super().dispatch(request, *args, **kwargs)
 
@@ -501,11 +463,9 @@ class ApprovalPolicyView(LoginRequiredMixin, View):
         return self._render({})
 
     def post(self, request, slug):
-        if not self.can_manage:
-            raise PermissionDenied(
-                "You cannot change the approval policies of this team: only a lead of "
-                f"{self.team.name} or of a team above it can."
-            )
+        manage_verdict(
+            request.user, self.team, "change the approval policies of this team"
+        ).require()
         form = ApprovalPolicyForm(request.POST)
         if form.is_valid():
             data = form.cleaned_data

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views import View
 
+from core.views import ObjectView
 from recsys import search, selectors
-from recsys.models import ConsoleQuery, SavedQuerySet
 from recsys.services import console as console_services
 from teams.errors import ApplicationError, PermissionDeniedError
 
@@ -56,22 +55,9 @@ def compare_answers(left: search.Served, right: search.Served) -> dict:
     }
 
 
-def recent_queries(user, pipeline, limit: int = 10) -> list:
-    """The user's latest console queries, each distinct query text once (newest first)."""
-    seen, recent = set(), []
-    for entry in ConsoleQuery.objects.filter(user=user, pipeline=pipeline)[:50]:
-        if entry.query not in seen:
-            seen.add(entry.query)
-            recent.append(entry)
-    return recent[:limit]
-
-
 class _ConsoleMixin(LoginRequiredMixin):
     def pipeline(self, request):
-        try:
-            return search.queryable_pipeline(user=request.user, slug=request.GET.get("pipeline"))
-        except PermissionDeniedError as exc:
-            raise PermissionDenied(exc.message) from None
+        return search.queryable_pipeline(user=request.user, slug=request.GET.get("pipeline"))
 
 
 class ConsoleView(_ConsoleMixin, View):
@@ -88,8 +74,8 @@ class ConsoleView(_ConsoleMixin, View):
             "k_choices": K_CHOICES,
             "modes": ("dense", "bm25", "hybrid"),
             "params": params,
-            "recent": recent_queries(request.user, pipeline),
-            "query_sets": SavedQuerySet.objects.filter(owner=request.user, pipeline=pipeline),
+            "recent": selectors.console_recent_queries(user=request.user, pipeline=pipeline),
+            "query_sets": selectors.query_sets_of(user=request.user, pipeline=pipeline),
         }
         if "q" in params:
             context.update(self._answer(request, pipeline, params))
@@ -121,9 +107,9 @@ class ConsoleView(_ConsoleMixin, View):
             query, k = search.parse_query(params.get("q")), search.parse_k(params.get("k") or 10)
             asked = {"q": query, "k": k, "mode": params.get("mode"), "filters": filters}
             served = search.search_in(search.target_in(pipeline, params.get("index")), **asked)
+        except PermissionDeniedError:
+            raise  # the 403 page, not a message on the console
         except ApplicationError as exc:
-            if exc.status_code == 403:
-                raise PermissionDenied(exc.message) from None
             return {"error": exc.message, **self._facets(pipeline, params.get("index"))}
         console_services.console_query_record(
             user=request.user,
@@ -165,17 +151,18 @@ def product_row(folder: str, product_id: str) -> dict:
     return rows.iloc[0].to_dict()
 
 
-class ProvenanceView(_ConsoleMixin, View):
+class ProvenanceView(ObjectView, View):
     """The "why" panel (an htmx fragment, or a page): index → model and its run → dataset
     versions and their cleaning runs → who approved each, and when."""
 
+    def get_object(self):
+        index = selectors.index_get_for_user(user=self.request.user, pk=self.kwargs["pk"])
+        search.require_query(self.request.user, index.pipeline)
+        return index
+
     def get(self, request, pk: int):
-        index = selectors.index_get_for_user(user=request.user, pk=pk)
+        index = self.object
         pipeline = index.pipeline
-        try:
-            search.require_query(request.user, pipeline)
-        except PermissionDeniedError as exc:
-            raise PermissionDenied(exc.message) from None
         product = None
         product_id = request.GET.get("product")
         if product_id:
@@ -207,9 +194,9 @@ class QuerySetCreateView(_ConsoleMixin, View):
                 name=request.POST.get("name"),
                 queries=request.POST.get("queries", ""),
             )
+        except PermissionDeniedError:
+            raise  # the 403 page, not a message on the console
         except ApplicationError as exc:
-            if exc.status_code == 403:
-                raise PermissionDenied(exc.message) from None
             messages.error(request, exc.message)
             return redirect(reverse("recsys:console") + f"?pipeline={pipeline.slug}")
         messages.success(
@@ -218,24 +205,17 @@ class QuerySetCreateView(_ConsoleMixin, View):
         return redirect("recsys:query_set", pk=saved.pk)
 
 
-class QuerySetView(_ConsoleMixin, View):
+class QuerySetView(ObjectView, View):
     """Run a saved query set against two index versions: per query, the overlap of the top-k
     and the rank changes."""
 
-    def _saved(self, request, pk):
-        saved = get_object_or_404(
-            SavedQuerySet.objects.select_related("pipeline__owning_team"),
-            pk=pk,
-            owner=request.user,
-        )
-        search.require_query(request.user, saved.pipeline)
+    def get_object(self):
+        saved = selectors.query_set_get_for_user(user=self.request.user, pk=self.kwargs["pk"])
+        search.require_query(self.request.user, saved.pipeline)
         return saved
 
     def get(self, request, pk: int):
-        try:
-            saved = self._saved(request, pk)
-        except PermissionDeniedError as exc:
-            raise PermissionDenied(exc.message) from None
+        saved = self.object
         pipeline = saved.pipeline
         indexes = list(selectors.indexes_of(pipeline)[:50])
         left_id, right_id = request.GET.get("index"), request.GET.get("compare")
@@ -267,9 +247,12 @@ class QuerySetView(_ConsoleMixin, View):
         )
 
 
-class QuerySetDeleteView(_ConsoleMixin, View):
+class QuerySetDeleteView(ObjectView, View):
+    def get_object(self):
+        return selectors.query_set_get_for_user(user=self.request.user, pk=self.kwargs["pk"])
+
     def post(self, request, pk: int):
-        saved = get_object_or_404(SavedQuerySet, pk=pk, owner=request.user)
+        saved = self.object
         slug = saved.pipeline.slug
         console_services.query_set_delete(actor=request.user, query_set=saved)
         messages.success(request, f"Deleted the query set '{saved.name}'.")

@@ -1,5 +1,6 @@
 """Permissions on pipelines are team permissions of the owning team (they follow the org)."""
 
+from core.actions import Allowed, Refused, Verdict
 from teams import permissions as team_perms
 from teams.errors import NotFoundError, PermissionDeniedError
 
@@ -34,9 +35,18 @@ def require_view_pipeline(user, pipeline) -> None:
         raise NotFoundError("Pipeline not found.")
 
 
-def require_run(user, pipeline, action: str = "request runs of this pipeline") -> None:
-    require_view_pipeline(user, pipeline)
+def run_verdict(user, pipeline, action: str = "request runs of this pipeline") -> Verdict:
+    """May `user` do `action` (a run-permission action) on `pipeline`? Not found when it is
+    not visible to them, so a refusal never reveals it."""
+    if not can_view_pipeline(user, pipeline):
+        return Refused("Pipeline not found.", NotFoundError)
     if not can_run(user, pipeline):
-        raise PermissionDeniedError(
-            f"You cannot {action}: only ops and leads of {pipeline.owning_team.name} can."
+        return Refused(
+            f"You cannot {action}: only ops and leads of {pipeline.owning_team.name} can.",
+            PermissionDeniedError,
         )
+    return Allowed()
+
+
+def require_run(user, pipeline, action: str = "request runs of this pipeline") -> None:
+    run_verdict(user, pipeline, action).require()

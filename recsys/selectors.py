@@ -9,7 +9,7 @@ from django.urls import reverse
 from governance.choices import VersionStatus
 from governance.models import ApprovalRequest, DatasetVersion, Decision
 from recsys import permissions
-from recsys.models import IndexVersion, Pipeline, PipelineRun
+from recsys.models import ConsoleQuery, IndexVersion, Pipeline, PipelineRun, SavedQuerySet
 from teams import permissions as team_perms
 from teams.errors import NotFoundError
 
@@ -133,6 +133,11 @@ def run_input_incidents(run: PipelineRun) -> list[dict]:
     ]
 
 
+def input_versions(*, ids: list[int]) -> list[DatasetVersion]:
+    """The dataset versions a run request names (the service checks each is usable)."""
+    return list(DatasetVersion.objects.filter(pk__in=ids))
+
+
 def approved_inputs(pipeline: Pipeline) -> dict:
     """Per input asset, its approved versions (newest first) for the trigger form."""
     versions = (
@@ -163,3 +168,39 @@ def index_get_for_user(*, user, pk: int) -> IndexVersion:
     if index is None:
         raise NotFoundError("Index version not found.")
     return index
+
+
+def console_recent_queries(*, user, pipeline: Pipeline, limit: int = 10) -> list[ConsoleQuery]:
+    """The user's latest console queries, each distinct query text once (newest first)."""
+    seen, recent = set(), []
+    for entry in ConsoleQuery.objects.filter(user=user, pipeline=pipeline)[:50]:
+        if entry.query not in seen:
+            seen.add(entry.query)
+            recent.append(entry)
+    return recent[:limit]
+
+
+def query_sets_of(*, user, pipeline: Pipeline) -> QuerySet[SavedQuerySet]:
+    """The user's own saved query sets of `pipeline`."""
+    return SavedQuerySet.objects.filter(owner=user, pipeline=pipeline)
+
+
+def query_set_get_for_user(*, user, pk: int) -> SavedQuerySet:
+    """One of the user's own saved query sets (404 for anyone else's)."""
+    saved = (
+        SavedQuerySet.objects.select_related("pipeline__owning_team")
+        .filter(pk=pk, owner=user)
+        .first()
+    )
+    if saved is None:
+        raise NotFoundError("Query set not found.")
+    return saved
+
+
+def indexes_for_user(*, user) -> QuerySet[IndexVersion]:
+    """Index versions of the pipelines of teams `user` can see (the API's list)."""
+    return (
+        IndexVersion.objects.filter(pipeline__owning_team__in=_visible_teams(user))
+        .select_related("pipeline__owning_team", "model_version")
+        .order_by("-created_at", "-id")
+    )

@@ -2,23 +2,19 @@
 index versions with activation and rollback. Reads through selectors, writes through services."""
 
 from django.conf import settings
-from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.shortcuts import redirect, render
-from django.views import View
+from django.urls import reverse
 from django.views.generic import TemplateView
 
+from core.views import ObjectView, ServiceActionView
 from governance.charts import sparkline
 from governance.choices import ApprovalKind
-from governance.models import DatasetVersion
 from recsys import permissions, selectors, services
-from recsys.choices import TERMINAL_RUN_STATES
+from recsys.actions import index_actions, pipeline_actions, run_actions
+from recsys.choices import TERMINAL_RUN_STATES, RunState
 from recsys.forms import RunRequestForm
 from recsys.services.schedules import CRON_HELP
-from teams import permissions as team_perms
-from teams.errors import ApplicationError
 from teams.htmx import stop_polling_when_final
 
 
@@ -36,6 +32,7 @@ class PipelineDetailView(LoginRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         pipeline = selectors.pipeline_get_for_user(user=self.request.user, slug=kwargs["slug"])
+        active = getattr(pipeline, "active", None)
         runs = Paginator(
             selectors.runs_for_user(user=self.request.user, pipeline=pipeline), 20
         ).get_page(self.request.GET.get("page"))
@@ -43,6 +40,7 @@ class PipelineDetailView(LoginRequiredMixin, TemplateView):
         for index in indexes:
             index.gate_ok, index.gate_detail = services.quality_gate(index)
             index.activation = selectors.approval_of(index, ApprovalKind.INDEX_ACTIVATION)
+            index.actions = index_actions(self.request.user, index, activation=index.activation)
         history = [
             (ix.metrics or {}).get("fine_tuned", {}).get("ndcg@10") for ix in reversed(indexes)
         ]
@@ -51,67 +49,71 @@ class PipelineDetailView(LoginRequiredMixin, TemplateView):
             runs=runs,
             indexes=indexes,
             ndcg_chart=sparkline([v for v in history if v is not None], width=320, height=60),
-            active=getattr(pipeline, "active", None),
-            can_run=permissions.can_run(self.request.user, pipeline),
-            can_schedule=team_perms.can_manage_team(self.request.user, pipeline.owning_team),
+            active=active,
+            actions=pipeline_actions(self.request.user, pipeline, active=active),
             cron_help=CRON_HELP,
             time_zone=settings.TIME_ZONE,
             **kwargs,
         )
 
 
-class RunRequestView(LoginRequiredMixin, View):
-    def dispatch(self, request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return self.handle_no_permission()
-        self.pipeline = selectors.pipeline_get_for_user(user=request.user, slug=kwargs["slug"])
-        if not permissions.can_run(request.user, self.pipeline):
-            raise PermissionDenied(
-                f"You cannot request runs of {self.pipeline.name}: only ops "
-                f"and leads of {self.pipeline.owning_team.name} can."
-            )
-        return super().dispatch(request, *args, **kwargs)
+class _PipelineObject(ObjectView):
+    def get_object(self):
+        return selectors.pipeline_get_for_user(user=self.request.user, slug=self.kwargs["slug"])
 
-    def _form(self, data=None):
+
+class _RunObject(ObjectView):
+    def get_object(self):
+        return selectors.run_get_for_user(user=self.request.user, pk=self.kwargs["pk"])
+
+
+class _IndexObject(ObjectView):
+    def get_object(self):
+        return selectors.index_get_for_user(user=self.request.user, pk=self.kwargs["pk"])
+
+
+class RunRequestView(_PipelineObject, ServiceActionView):
+    template_name = "recsys/run_request.html"
+    form_class = RunRequestForm
+
+    def check(self):
+        pipeline = self.object
+        permissions.run_verdict(
+            self.request.user, pipeline, f"request runs of {pipeline.name}"
+        ).require()
+
+    def build_form(self, data=None):
         return RunRequestForm(
             data,
-            inputs=selectors.approved_inputs(self.pipeline),
-            defaults=self.pipeline.default_parameters or {},
-            pipeline=self.pipeline,
+            inputs=selectors.approved_inputs(self.object),
+            defaults=self.object.default_parameters or {},
+            pipeline=self.object,
         )
 
-    def get(self, request, slug):
-        return self._render(self._form())
-
-    def post(self, request, slug):
-        form = self._form(request.POST)
-        if form.is_valid():
-            try:
-                run = services.run_request(
-                    actor=request.user,
-                    pipeline=self.pipeline,
-                    kind=form.cleaned_data["kind"],
-                    inputs=list(DatasetVersion.objects.filter(pk__in=form.input_ids())),
-                    parameters=form.parameters(),
-                    reason=form.cleaned_data["reason"],
-                )
-            except ApplicationError as exc:
-                form.add_error(None, exc.message)
-            else:
-                messages.success(request, f"Requested run #{run.pk}; it waits for approvals.")
-                return redirect("recsys:run_detail", pk=run.pk)
-        return self._render(form, status=400)
-
-    def _render(self, form, status=200):
-        return render(
-            self.request,
-            "recsys/run_request.html",
-            {"pipeline": self.pipeline, "form": form},
-            status=status,
+    def perform(self, form):
+        return services.run_request(
+            actor=self.request.user,
+            pipeline=self.object,
+            kind=form.cleaned_data["kind"],
+            inputs=selectors.input_versions(ids=form.input_ids()),
+            parameters=form.parameters(),
+            reason=form.cleaned_data["reason"],
         )
 
+    def error_field(self, exc, form):
+        return None
 
-class RunDetailView(LoginRequiredMixin, TemplateView):
+    def success_message(self, run):
+        return f"Requested run #{run.pk}; it waits for approvals."
+
+    def next_url(self, run):
+        return reverse("recsys:run_detail", kwargs={"pk": run.pk})
+
+    def get_context_data(self, **kwargs):
+        return {"pipeline": self.object, **kwargs}
+
+
+class RunDetailView(_RunObject, TemplateView):
     template_name = "recsys/run_detail.html"
 
     def render_to_response(self, context, **kwargs):
@@ -119,23 +121,24 @@ class RunDetailView(LoginRequiredMixin, TemplateView):
         return stop_polling_when_final(self.request, response, final=not context["live"])
 
     def get_context_data(self, **kwargs):
-        user = self.request.user
-        run = selectors.run_get_for_user(user=user, pk=kwargs["pk"])
+        user, run = self.request.user, self.object
         request = selectors.approval_of(run, ApprovalKind.PIPELINE_RUN)
         model = run.model_versions.first()
         curve = [p.get("loss", 0.0) for p in (model.training_curve if model else [])]
+        waiting = run.state in (RunState.AWAITING_APPROVAL, RunState.QUEUED)
         return super().get_context_data(
             run=run,
             approval=request,
             model=model,
             index=run.index_versions.select_related("model_version").first(),
-            blockers=selectors.run_blockers(run, request)
-            if run.state in ("awaiting_approval", "queued")
-            else [],
+            blockers=selectors.run_blockers(run, request) if waiting else [],
             input_incidents=selectors.run_input_incidents(run)
-            if run.state == "awaiting_approval"
+            if run.state == RunState.AWAITING_APPROVAL
             else [],
             live=run.state not in TERMINAL_RUN_STATES,
+            queued=run.state == RunState.QUEUED,
+            cancelling=run.state == RunState.RUNNING and run.cancel_requested,
+            actions=run_actions(user, run),
             loss_chart=sparkline(curve, width=320, height=60),
             can_run=permissions.can_run(user, run.pipeline),
             log_tail="\n".join(run.log.splitlines()[-40:]),
@@ -143,87 +146,76 @@ class RunDetailView(LoginRequiredMixin, TemplateView):
         )
 
 
-class _RunAction(LoginRequiredMixin, View):
-    def post(self, request, pk):
-        run = selectors.run_get_for_user(user=request.user, pk=pk)
-        try:
-            self.perform(request.user, run)
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, self.done.format(run=run))
-        return redirect("recsys:run_detail", pk=pk)
+class _RunAction(_RunObject, ServiceActionView):
+    def next_url(self, result):
+        return reverse("recsys:run_detail", kwargs={"pk": self.object.pk})
 
 
 class RunCancelView(_RunAction):
-    done = "Cancelled run #{run.pk} (a running job stops at its next step or batch)."
+    def perform(self, form):
+        return services.run_cancel(actor=self.request.user, run=self.object)
 
-    def perform(self, user, run):
-        services.run_cancel(actor=user, run=run)
+    def success_message(self, run):
+        return f"Cancelled run #{run.pk} (a running job stops at its next step or batch)."
 
 
 class RunRetryView(_RunAction):
-    done = "Run #{run.pk} is queued again as a new attempt."
+    def perform(self, form):
+        return services.run_retry(actor=self.request.user, run=self.object)
 
-    def perform(self, user, run):
-        services.run_retry(actor=user, run=run)
+    def success_message(self, run):
+        return f"Run #{run.pk} is queued again as a new attempt."
 
 
-class _IndexAction(LoginRequiredMixin, View):
-    def post(self, request, pk):
-        index = selectors.index_get_for_user(user=request.user, pk=pk)
-        try:
-            self.perform(request, index)
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, self.done.format(index=index))
-        return redirect("recsys:pipeline_detail", slug=index.pipeline.slug)
+class _IndexAction(_IndexObject, ServiceActionView):
+    def next_url(self, result):
+        return reverse("recsys:pipeline_detail", kwargs={"slug": self.object.pipeline.slug})
 
 
 class IndexRequestActivationView(_IndexAction):
-    done = "Asked {index.pipeline.owning_team.name} to approve serving index v{index.pk}."
-
-    def perform(self, request, index):
-        services.index_request_activation(
-            actor=request.user, index=index, reason=request.POST.get("reason", "")
+    def perform(self, form):
+        return services.index_request_activation(
+            actor=self.request.user, index=self.object, reason=self.request.POST.get("reason", "")
         )
+
+    def success_message(self, result):
+        index = self.object
+        return f"Asked {index.pipeline.owning_team.name} to approve serving index v{index.pk}."
 
 
 class IndexActivateView(_IndexAction):
-    done = "Index v{index.pk} is now served."
+    def perform(self, form):
+        return services.index_activate(actor=self.request.user, index=self.object)
 
-    def perform(self, request, index):
-        services.index_activate(actor=request.user, index=index)
-
-
-class ScheduleView(LoginRequiredMixin, View):
-    def post(self, request, slug):
-        pipeline = selectors.pipeline_get_for_user(user=request.user, slug=slug)
-        try:
-            pipeline = services.pipeline_set_schedule(
-                actor=request.user, pipeline=pipeline, schedule=request.POST.get("schedule", "")
-            )
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(
-                request,
-                f"Retrains of {pipeline.name} are scheduled at '{pipeline.schedule}' (cron, "
-                f"{settings.TIME_ZONE})."
-                if pipeline.schedule
-                else f"{pipeline.name} has no schedule any more.",
-            )
-        return redirect("recsys:pipeline_detail", slug=slug)
+    def success_message(self, result):
+        return f"Index v{self.object.pk} is now served."
 
 
-class RollbackView(LoginRequiredMixin, View):
-    def post(self, request, slug):
-        pipeline = selectors.pipeline_get_for_user(user=request.user, slug=slug)
-        try:
-            pointer = services.index_rollback(actor=request.user, pipeline=pipeline)
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, f"Rolled back: index v{pointer.index_id} is served again.")
-        return redirect("recsys:pipeline_detail", slug=slug)
+class _PipelineAction(_PipelineObject, ServiceActionView):
+    def next_url(self, result):
+        return reverse("recsys:pipeline_detail", kwargs={"slug": self.object.slug})
+
+
+class ScheduleView(_PipelineAction):
+    def perform(self, form):
+        return services.pipeline_set_schedule(
+            actor=self.request.user,
+            pipeline=self.object,
+            schedule=self.request.POST.get("schedule", ""),
+        )
+
+    def success_message(self, pipeline):
+        if not pipeline.schedule:
+            return f"{pipeline.name} has no schedule any more."
+        return (
+            f"Retrains of {pipeline.name} are scheduled at '{pipeline.schedule}' (cron, "
+            f"{settings.TIME_ZONE})."
+        )
+
+
+class RollbackView(_PipelineAction):
+    def perform(self, form):
+        return services.index_rollback(actor=self.request.user, pipeline=self.object)
+
+    def success_message(self, pointer):
+        return f"Rolled back: index v{pointer.index_id} is served again."

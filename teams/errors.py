@@ -4,6 +4,7 @@ teams is the bottom of the import chain (teams <- governance <- recsys), so the 
 error types live here.
 """
 
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 
@@ -25,8 +26,11 @@ class ValidationError(ApplicationError):
     status_code = 400
 
 
-class PermissionDeniedError(ApplicationError):
-    """The actor may see the object but not do this to it."""
+class PermissionDeniedError(ApplicationError, PermissionDenied):
+    """The actor may see the object but not do this to it.
+
+    Also a PermissionDenied, so a view that lets it propagate answers with Django's 403 page
+    (showing the message)."""
 
     status_code = 403
 

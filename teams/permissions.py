@@ -24,6 +24,7 @@ from django.db.models import QuerySet
 from guardian.core import ObjectPermissionChecker
 from guardian.shortcuts import get_objects_for_user
 
+from core.actions import Allowed, Refused, Verdict
 from teams.choices import Role
 from teams.constants import GROUP_ORG, GROUP_TEAM_ROLE
 from teams.errors import NotFoundError, PermissionDeniedError
@@ -191,12 +192,20 @@ def require_view_team(user, team: Team) -> None:
         raise NotFoundError("Team not found.")
 
 
-def require_manage_team(user, team: Team, action: str = "manage this team") -> None:
-    require_view_team(user, team)
+def manage_verdict(user, team: Team, action: str = "manage this team") -> Verdict:
+    """May `user` do `action` (a lead's action) on `team`? Not found when it is not visible."""
+    if not can_view_team(user, team):
+        return Refused("Team not found.", NotFoundError)
     if not can_manage_team(user, team):
-        raise PermissionDeniedError(
-            f"You cannot {action}: only a lead of {team.name} or of a team above it can."
+        return Refused(
+            f"You cannot {action}: only a lead of {team.name} or of a team above it can.",
+            PermissionDeniedError,
         )
+    return Allowed()
+
+
+def require_manage_team(user, team: Team, action: str = "manage this team") -> None:
+    manage_verdict(user, team, action).require()
 
 
 def teams_with_perm(user, perm: str, queryset: QuerySet[Team] | None = None) -> QuerySet[Team]:
@@ -220,31 +229,3 @@ def manage_flags(user, teams: list[Team]) -> dict[int, bool]:
     checker = ObjectPermissionChecker(user)
     checker.prefetch_perms(teams)
     return {t.id: checker.has_perm("manage_team", t) for t in teams}
-
-
-# --- the one UI permission mixin ---------------------------------------------------------------
-
-
-class TeamPermissionMixin:
-    """Resolves `self.team` from the URL through the selector (404 when not visible) and, when
-    `manage_required`, refuses with a 403 page that says why. Login is required."""
-
-    manage_required = True
-    refused_action = "manage this team"
-
-    def dispatch(self, request, *args, **kwargs):
-        from django.contrib.auth.views import redirect_to_login
-        from django.core.exceptions import PermissionDenied
-
-        from teams.selectors import team_get_for_user
-
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        self.team = team_get_for_user(user=request.user, slug=kwargs["slug"])  # 404 if unseen
-        self.can_manage = can_manage_team(request.user, self.team)
-        if self.manage_required and not self.can_manage:
-            raise PermissionDenied(
-                f"You cannot {self.refused_action}: only a lead of {self.team.name} "
-                "or of a team above it can."
-            )
-        return super().dispatch(request, *args, **kwargs)

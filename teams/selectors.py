@@ -218,3 +218,36 @@ def subject_get_for_user(*, user, type_label: str, subject_id: int):
     if obj is None:
         raise NotFoundError("Subject not found.")
     return obj
+
+
+def notification_get_for_user(*, user, pk: int) -> Notification:
+    """One of the user's own notifications (404 for anyone else's)."""
+    notification = notifications_for_user(user=user).filter(pk=pk).first()
+    if notification is None:
+        raise NotFoundError("Notification not found.")
+    return notification
+
+
+def team_parent_choices(*, user, team: Team) -> QuerySet[Team]:
+    """Where `user` may move `team`: its current parent, plus any active team they manage
+    outside its subtree."""
+    movable = (
+        permissions.teams_with_perm(user, permissions.MANAGE_TEAM)
+        .exclude(pk__in=permissions.subtree_ids(team))
+        .filter(archived=False)
+        .values("pk")
+    )
+    return Team.objects.filter(Q(pk=team.parent_id) | Q(pk__in=movable))
+
+
+def users_by_ids(*, ids: list[int]) -> dict:
+    """{id: user} of the users with these ids (the ones that still exist)."""
+    return get_user_model().objects.in_bulk(ids)
+
+
+def active_users_by_username(*, usernames) -> dict:
+    """{username: user} of the active users with these usernames."""
+    return {
+        u.username: u
+        for u in get_user_model().objects.filter(username__in=usernames, is_active=True)
+    }

@@ -1,17 +1,15 @@
 """UI of the organization: small views that read through selectors and write through services."""
 
-from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import LoginView
-from django.db.models import Q
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
 
-from teams import selectors, services
+from core.views import ObjectView, ServiceActionView
+from teams import permissions, selectors, services
 from teams.choices import RaciKind, Role
 from teams.errors import ApplicationError
 from teams.forms import (
@@ -22,16 +20,7 @@ from teams.forms import (
     TeamCreateForm,
     TeamEditForm,
 )
-from teams.models import Notification, Team
-from teams.permissions import MANAGE_TEAM, TeamPermissionMixin, subtree_ids, teams_with_perm
 from teams.redirects import safe_return_url
-
-User = get_user_model()
-
-
-def _form_error(form, exc: ApplicationError) -> None:
-    field = exc.field if exc.field in form.fields else None
-    form.add_error(field, exc.message)
 
 
 class DemoAwareLoginView(LoginView):
@@ -64,15 +53,22 @@ class OrgChartView(LoginRequiredMixin, TemplateView):
         )
 
 
-class TeamDetailView(TeamPermissionMixin, TemplateView):
-    manage_required = False
+class _TeamObject(ObjectView):
+    def get_object(self):
+        return selectors.team_get_for_user(user=self.request.user, slug=self.kwargs["slug"])
+
+    def team_url(self):
+        return reverse("teams:team_detail", args=[self.object.slug])
+
+
+class TeamDetailView(_TeamObject, TemplateView):
     template_name = "teams/team_detail.html"
 
     def get_context_data(self, **kwargs):
-        team = self.team
+        team = self.object
         return super().get_context_data(
             team=team,
-            can_manage=self.can_manage,
+            can_manage=permissions.can_manage_team(self.request.user, team),
             members=list(selectors.team_members(team=team)),
             responsibilities=selectors.team_responsibilities(team=team),
             gaps=selectors.team_gaps(team=team),
@@ -83,82 +79,55 @@ class TeamDetailView(TeamPermissionMixin, TemplateView):
         )
 
 
-class _TeamFormView(TeamPermissionMixin, View):
-    """GET shows the form; POST validates, calls one service and redirects to the team page.
-    A refused or invalid submission re-renders the form with the message and status 400."""
+class _TeamFormView(_TeamObject, ServiceActionView):
+    """A lead's form on the team (refused with a 403 page that says why to anyone else):
+    `perform` returns the success message; back to the team page."""
 
     template_name = "teams/form.html"
     title = ""
+    refused_action = "manage this team"
 
-    def build_form(self, data=None):
-        raise NotImplementedError
+    @property
+    def team(self):
+        return self.object
 
-    def perform(self, form):
-        raise NotImplementedError
+    def check(self):
+        permissions.manage_verdict(self.request.user, self.team, self.refused_action).require()
 
-    def render_form(self, form, status=200):
-        context = {
-            "team": self.team,
-            "form": form,
-            "title": self.title,
-            "cancel_url": self.team_url(),
-        }
-        return render(self.request, self.template_name, context, status=status)
+    def get_context_data(self, **kwargs):
+        return {"team": self.team, "title": self.title, "cancel_url": self.team_url(), **kwargs}
 
-    def team_url(self):
-        return reverse("teams:team_detail", args=[self.team.slug])
+    def success_message(self, message):
+        return message
 
-    def get(self, request, *args, **kwargs):
-        return self.render_form(self.build_form())
-
-    def post(self, request, *args, **kwargs):
-        form = self.build_form(request.POST)
-        if form.is_valid():
-            try:
-                message = self.perform(form)
-            except ApplicationError as exc:
-                _form_error(form, exc)
-            else:
-                messages.success(request, message)
-                return redirect(self.success_url())
-        return self.render_form(form, status=400)
-
-    def success_url(self):
+    def next_url(self, result):
         return self.team_url()
 
 
 class TeamCreateView(_TeamFormView):
     refused_action = "create a sub-team here"
     title = "New sub-team"
-
-    def build_form(self, data=None):
-        return TeamCreateForm(data)
+    form_class = TeamCreateForm
 
     def perform(self, form):
-        self.created = services.team_create(
-            actor=self.request.user, parent=self.team, **form.cleaned_data
-        )
-        return f"Created {self.created.name} under {self.team.name}."
+        return services.team_create(actor=self.request.user, parent=self.team, **form.cleaned_data)
 
-    def success_url(self):
-        return reverse("teams:team_detail", args=[self.created.slug])
+    def success_message(self, created):
+        return f"Created {created.name} under {self.team.name}."
+
+    def next_url(self, created):
+        return reverse("teams:team_detail", args=[created.slug])
 
 
 class TeamEditView(_TeamFormView):
     refused_action = "edit this team"
     title = "Edit team"
+    form_class = TeamEditForm
 
     def build_form(self, data=None):
         parents = None
         if self.team.parent_id:
-            # The current parent, plus any active team the user manages outside this subtree.
-            movable = (
-                teams_with_perm(self.request.user, MANAGE_TEAM)
-                .exclude(pk__in=subtree_ids(self.team))
-                .filter(archived=False)
-                .values("pk")
-            )
-            parents = Team.objects.filter(Q(pk=self.team.parent_id) | Q(pk__in=movable))
+            parents = selectors.team_parent_choices(user=self.request.user, team=self.team)
         initial = {
             "name": self.team.name,
             "description": self.team.description,
@@ -176,9 +145,7 @@ class TeamEditView(_TeamFormView):
 class MemberAddView(_TeamFormView):
     refused_action = "add members to this team"
     title = "Add a member"
-
-    def build_form(self, data=None):
-        return MemberAddForm(data)
+    form_class = MemberAddForm
 
     def perform(self, form):
         user = services.user_by_username(form.cleaned_data["username"])
@@ -191,12 +158,8 @@ class MemberAddView(_TeamFormView):
 
 
 class _MemberView(_TeamFormView):
-    def dispatch(self, request, *args, **kwargs):
-        self.membership_pk = kwargs["pk"]
-        return super().dispatch(request, *args, **kwargs)
-
     def get_membership(self):
-        membership = selectors.team_members(team=self.team).filter(pk=self.membership_pk).first()
+        membership = selectors.team_members(team=self.team).filter(pk=self.kwargs["pk"]).first()
         if membership is None:
             raise Http404("Member not found.")
         return membership
@@ -205,6 +168,7 @@ class _MemberView(_TeamFormView):
 class MemberRoleView(_MemberView):
     refused_action = "change roles in this team"
     title = "Change role"
+    form_class = MemberRoleForm
 
     def build_form(self, data=None):
         self.membership = self.get_membership()
@@ -222,6 +186,7 @@ class MemberRemoveView(_MemberView):
 
     refused_action = "remove members from this team"
     template_name = "teams/member_remove.html"
+    form_class = MemberRemoveForm
 
     def build_form(self, data=None):
         self.membership = self.get_membership()
@@ -232,18 +197,17 @@ class MemberRemoveView(_MemberView):
             data, accountable=services.accountable_held(self.membership), candidates=candidates
         )
 
-    def render_form(self, form, status=200):
-        context = {
+    def get_context_data(self, **kwargs):
+        return {
             "team": self.team,
-            "form": form,
             "membership": self.membership,
             "cancel_url": self.team_url(),
+            **kwargs,
         }
-        return render(self.request, self.template_name, context, status=status)
 
     def perform(self, form):
         decided = form.successors()
-        users = User.objects.in_bulk([uid for uid in decided.values() if uid is not None])
+        users = selectors.users_by_ids(ids=[uid for uid in decided.values() if uid is not None])
         successors = {
             rid: (users.get(uid) if uid is not None else None) for rid, uid in decided.items()
         }
@@ -260,6 +224,7 @@ class MemberRemoveView(_MemberView):
 class ResponsibilityAssignView(_TeamFormView):
     refused_action = "assign responsibilities in this team"
     title = "Assign a responsibility"
+    form_class = ResponsibilityAssignForm
 
     def build_form(self, data=None):
         initial = {
@@ -292,35 +257,40 @@ class ResponsibilityAssignView(_TeamFormView):
         )
 
 
-class ResponsibilityRemoveView(TeamPermissionMixin, View):
-    refused_action = "remove responsibilities in this team"
+class ResponsibilityRemoveView(_TeamObject, ServiceActionView):
+    """GET: the confirmation page; POST: remove, the result flashed on the team page."""
 
-    def get_responsibility(self, pk):
-        responsibility = selectors.responsibility_get_for_user(user=self.request.user, pk=pk)
-        if responsibility.team_id != self.team.id:
+    def check(self):
+        """A lead's action, on a responsibility of this team (404 for any other)."""
+        permissions.manage_verdict(
+            self.request.user, self.object, "remove responsibilities in this team"
+        ).require()
+        self.responsibility = selectors.responsibility_get_for_user(
+            user=self.request.user, pk=self.kwargs["pk"]
+        )
+        if self.responsibility.team_id != self.object.id:
             raise Http404("Responsibility not found.")
-        return responsibility
 
-    def get(self, request, slug, pk):
+    def get(self, request, *args, **kwargs):
+        self.check()
         return render(
             request,
             "teams/responsibility_remove.html",
-            {"team": self.team, "responsibility": self.get_responsibility(pk)},
+            {"team": self.object, "responsibility": self.responsibility},
         )
 
-    def post(self, request, slug, pk):
-        responsibility = self.get_responsibility(pk)
-        label = (
-            f"{responsibility.get_kind_display()} of {responsibility.user.get_username()} "
-            f"for {responsibility.subject_label}"
+    def perform(self, form):
+        services.responsibility_remove(actor=self.request.user, responsibility=self.responsibility)
+
+    def success_message(self, result):
+        responsibility = self.responsibility
+        return (
+            f"Removed {responsibility.get_kind_display()} of "
+            f"{responsibility.user.get_username()} for {responsibility.subject_label}."
         )
-        try:
-            services.responsibility_remove(actor=request.user, responsibility=responsibility)
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, f"Removed {label}.")
-        return redirect("teams:team_detail", slug=self.team.slug)
+
+    def next_url(self, result):
+        return self.team_url()
 
 
 class MyResponsibilitiesView(LoginRequiredMixin, TemplateView):
@@ -347,9 +317,12 @@ class NotificationListView(LoginRequiredMixin, TemplateView):
         return super().get_context_data(page=page, **kwargs)
 
 
-class NotificationReadView(LoginRequiredMixin, View):
+class NotificationReadView(ObjectView, View):
+    def get_object(self):
+        return selectors.notification_get_for_user(user=self.request.user, pk=self.kwargs["pk"])
+
     def post(self, request, pk):
-        notification = get_object_or_404(Notification, pk=pk, recipient=request.user)
+        notification = self.object
         services.notification_mark_read(actor=request.user, notification=notification)
         if notification.link and request.POST.get("follow"):
             return redirect(safe_return_url(request, notification.link, reverse("notifications")))

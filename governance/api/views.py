@@ -275,13 +275,9 @@ class ApprovalPolicyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = ApprovalPolicyOutputSerializer
 
     def get_queryset(self):
-        from governance.models import ApprovalPolicy
-        from teams import permissions as team_perms
-
-        visible = team_perms.teams_with_perm(self.request.user, team_perms.VIEW_TEAM)
-        qs = ApprovalPolicy.objects.filter(team__in=visible).select_related("team")
-        team = self.request.query_params.get("team")
-        return (qs.filter(team__slug=team) if team else qs).order_by("team__name", "kind")
+        return selectors.policies_list_for_user(
+            user=self.request.user, team_slug=self.request.query_params.get("team")
+        )
 
     @extend_schema(parameters=[OpenApiParameter("team", str)])
     def list(self, request, *args, **kwargs):

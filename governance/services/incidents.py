@@ -9,14 +9,13 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from governance import permissions
+from governance.actions import incident_actions
 from governance.audit import audit_record
 from governance.choices import ApprovalKind, ApprovalState, IncidentStatus, SlaRule, VersionStatus
 from governance.models import ApprovalRequest, DataAsset, DatasetVersion, Incident, IncidentEvent
 from governance.sla import freshness_check, version_sla_results
 from governance.transitions import assert_transition
 from teams.choices import Role
-from teams.errors import PermissionDeniedError
 from teams.selectors import accountable_for
 from teams.services import notification_send
 
@@ -170,13 +169,7 @@ def incident_acknowledge(*, actor, incident: Incident, note: str = "") -> Incide
         .select_related("asset__owning_team")
         .get(pk=incident.pk)
     )
-    permissions.require_view_asset(actor, incident.asset)
-    if incident.assigned_to_id != actor.pk and not permissions.can_steward(actor, incident.asset):
-        raise PermissionDeniedError(
-            "Only the accountable person, stewards and leads of "
-            f"{incident.asset.owning_team.name} can acknowledge this incident."
-        )
-    assert_transition("incident", incident.status, IncidentStatus.ACKNOWLEDGED, what="the incident")
+    incident_actions(actor, incident)["acknowledge"].require()
     before = {"status": incident.status}
     incident.status = IncidentStatus.ACKNOWLEDGED
     incident.acknowledged_at = timezone.now()

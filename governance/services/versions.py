@@ -15,6 +15,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from governance import permissions
+from governance.actions import version_actions
 from governance.audit import audit_record
 from governance.choices import ApprovalKind, ProfileStatus, VersionStatus
 from governance.constants import MAX_UPLOAD_BYTES_DEFAULT, UPLOAD_CHUNK_BYTES
@@ -367,16 +368,7 @@ def dataset_version_submit(*, actor, version: DatasetVersion, reason: str = "") 
         .select_related("asset")
         .get(pk=version.pk)
     )
-    permissions.require_upload(actor, version.asset)
-    if version.profile_status != ProfileStatus.SUCCEEDED:
-        raise ValidationError(
-            "Only a profiled version can be submitted: "
-            + (
-                f"profiling failed ({version.profile_error})."
-                if version.profile_error
-                else "its profile is not ready yet."
-            )
-        )
+    version_actions(actor, version)["submit"].require()
     return _submit(actor=actor, version=version, reason=reason)
 
 
@@ -462,7 +454,7 @@ def dataset_version_deprecate(*, actor, version: DatasetVersion, reason: str) ->
         .select_related("asset")
         .get(pk=version.pk)
     )
-    permissions.require_steward(actor, version.asset, "deprecate versions of this asset")
+    version_actions(actor, version)["deprecate"].require()
     if not reason.strip():
         raise ValidationError("Say why the version is deprecated.", field="reason")
     _set_status(

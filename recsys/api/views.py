@@ -18,7 +18,6 @@ from recsys.api.serializers import (
     RunRequestInputSerializer,
     ScheduleInputSerializer,
 )
-from recsys.models import IndexVersion
 from teams.api.inputs import valid_input
 
 
@@ -125,14 +124,7 @@ class IndexVersionViewSet(
     serializer_class = IndexVersionOutputSerializer
 
     def get_queryset(self):
-        from teams import permissions as team_perms
-
-        visible = team_perms.teams_with_perm(self.request.user, team_perms.VIEW_TEAM)
-        return (
-            IndexVersion.objects.filter(pipeline__owning_team__in=visible)
-            .select_related("pipeline__owning_team", "model_version")
-            .order_by("-created_at", "-id")
-        )
+        return selectors.indexes_for_user(user=self.request.user)
 
     @extend_schema(
         request=ActivationReasonInputSerializer, responses={200: ApprovalSummaryOutputSerializer}

@@ -11,10 +11,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance.audit import audit_record
-from governance.choices import ApprovalKind, ApprovalState
+from governance.choices import ApprovalKind
 from governance.models import ApprovalRequest
 from governance.services.approvals import SubjectHandler, approval_request_open
-from recsys import permissions
+from recsys.actions import index_actions, pipeline_actions
 from recsys.choices import IndexStatus
 from recsys.constants import QUALITY_GATE_TOLERANCE_DEFAULT
 from recsys.models import ActiveIndex, IndexVersion, Pipeline
@@ -83,14 +83,9 @@ def _activation_request(index: IndexVersion) -> ApprovalRequest | None:
 @transaction.atomic
 def index_request_activation(*, actor, index: IndexVersion, reason: str = "") -> ApprovalRequest:
     """Ask the pipeline team (its lead by default) to approve serving this index."""
-    permissions.require_run(actor, index.pipeline, "request the activation of this index")
-    if index.status != IndexStatus.CANDIDATE:
-        raise ValidationError(
-            f"Index v{index.pk} is {index.status}: only a candidate can be activated."
-        )
-    current = _activation_request(index)
-    if current is not None and current.state in (ApprovalState.PENDING, ApprovalState.APPROVED):
-        raise ValidationError(f"Activation of index v{index.pk} is already {current.state}.")
+    index_actions(actor, index, activation=_activation_request(index))[
+        "request_activation"
+    ].require()
     return approval_request_open(
         actor=actor,
         kind=ApprovalKind.INDEX_ACTIVATION,
@@ -130,14 +125,8 @@ def index_activate(*, actor, index: IndexVersion) -> ActiveIndex:
 
 def _activation_check(actor, index: IndexVersion) -> str:
     """Raises unless `actor` may serve `index` now; the quality gate's verdict otherwise."""
-    permissions.require_run(actor, index.pipeline, "activate indexes of this pipeline")
-    if index.status != IndexStatus.CANDIDATE:
-        raise ValidationError(f"Index v{index.pk} is {index.status}.")
     request = _activation_request(index)
-    if request is None or request.state != ApprovalState.APPROVED:
-        raise PermissionDeniedError(
-            f"Index v{index.pk} needs an approved activation request first."
-        )
+    index_actions(actor, index, activation=request)["activate"].require()
     if request.content_hash != index_content_hash(index):
         raise PermissionDeniedError("The index changed after its activation was approved.")
     ok, detail = quality_gate(index)
@@ -194,10 +183,8 @@ def _switch(*, actor, pipeline: Pipeline, target: IndexVersion, verb: str, detai
 @transaction.atomic
 def index_rollback(*, actor, pipeline: Pipeline) -> ActiveIndex:
     """Serve the previous index again (one click); the current one is retired."""
-    permissions.require_run(actor, pipeline, "roll back the index of this pipeline")
     pointer = ActiveIndex.objects.select_for_update().filter(pipeline=pipeline).first()
-    if pointer is None or pointer.previous_id is None:
-        raise ValidationError(f"{pipeline.name} has no previous index to roll back to.")
+    pipeline_actions(actor, pipeline, active=pointer)["rollback"].require()
     return _switch(
         actor=actor,
         pipeline=pipeline,

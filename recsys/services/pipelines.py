@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from governance.audit import audit_record
+from recsys.actions import pipeline_actions
 from recsys.models import Pipeline
 from recsys.services.run_validation import validate_parameters
 from recsys.services.schedules import clean_schedule
@@ -70,9 +71,7 @@ def pipeline_set_schedule(*, actor, pipeline: Pipeline, schedule: str) -> Pipeli
         .select_related("owning_team")
         .get(pk=pipeline.pk)
     )
-    team_perms.require_manage_team(
-        actor, pipeline.owning_team, "change the schedule of this pipeline"
-    )
+    pipeline_actions(actor, pipeline, active=None)["schedule"].require()
     schedule = clean_schedule(schedule)
     before = {"schedule": pipeline.schedule, "schedule_last_slot": pipeline.schedule_last_slot}
     pipeline.schedule = schedule

@@ -27,6 +27,7 @@ from governance.services.approvals import (
     approval_withdraw,
 )
 from recsys import permissions
+from recsys.actions import run_actions
 from recsys.choices import TERMINAL_RUN_STATES, IndexStatus, RunKind, RunState
 from recsys.constants import RUN_LOG_MAX_CHARS, RUN_QUEUES
 from recsys.models import IndexVersion, Pipeline, PipelineRun
@@ -456,12 +457,8 @@ def run_cancel(*, actor, run: PipelineRun) -> PipelineRun:
         .select_related("pipeline__owning_team")
         .get(pk=run.pk)
     )
-    permissions.require_run(actor, run.pipeline, "cancel runs of this pipeline")
-    if run.state in TERMINAL_RUN_STATES:
-        raise ValidationError(f"Run #{run.pk} already {run.state}.")
+    run_actions(actor, run)["cancel"].require()
     if run.state == RunState.RUNNING:
-        if run.cancel_requested:
-            raise ValidationError(f"Cancelling run #{run.pk} was already requested.")
         run.cancel_requested = True
         run.save(update_fields=["cancel_requested"])
         _append_log(run, f"cancel requested by {actor.get_username()}")
@@ -494,9 +491,7 @@ def run_retry(*, actor, run: PipelineRun) -> PipelineRun:
         .select_related("pipeline__owning_team")
         .get(pk=run.pk)
     )
-    permissions.require_run(actor, run.pipeline, "retry runs of this pipeline")
-    if run.state != RunState.FAILED:
-        raise ValidationError(f"Only a failed run can be retried; run #{run.pk} is {run.state}.")
+    run_actions(actor, run)["retry"].require()
     refusal = _refusal(run)
     if refusal:
         raise PermissionDeniedError(

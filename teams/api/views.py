@@ -1,6 +1,5 @@
 """Organization API: read viewsets over selectors; every write calls one service."""
 
-from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -21,8 +20,6 @@ from teams.api.serializers import (
 )
 from teams.errors import ValidationError
 from teams.filters import MembershipFilterSet, ResponsibilityFilterSet, TeamFilterSet
-
-User = get_user_model()
 
 
 class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -98,7 +95,7 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         membership = self.get_object()
         data = valid_input(MembershipRevokeInputSerializer, request.data)
         names = {row["successor"] for row in data["successors"] if row["successor"]}
-        users = {u.username: u for u in User.objects.filter(username__in=names, is_active=True)}
+        users = selectors.active_users_by_username(usernames=names)
         missing = names - set(users)
         if missing:
             raise ValidationError(
