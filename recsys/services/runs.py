@@ -31,6 +31,7 @@ from recsys.choices import TERMINAL_RUN_STATES, IndexStatus, RunKind, RunState
 from recsys.constants import RUN_LOG_MAX_CHARS, RUN_QUEUES
 from recsys.models import IndexVersion, Pipeline, PipelineRun
 from recsys.pipelines.common import stable_hash
+from recsys.services.run_results import RunResults, run_results_record
 from recsys.services.run_validation import (
     USABLE_INPUT_STATES,
     check_inputs,
@@ -366,19 +367,20 @@ def run_finish(
     error: str = "",
     outputs: dict | None = None,
     timings: dict | None = None,
-    record=None,
+    results: RunResults | None = None,
 ) -> bool:
     """Compare-and-set the end of a running attempt (a cancelled run is not resurrected).
-    `record()` makes the versions a succeeding attempt produced (returns their ids, added to
-    the outputs) in the same transaction: only an attempt that succeeds registers any."""
+    The `results` of a succeeding attempt (its cleaned catalog, model and index versions) are
+    recorded, audited, in the same transaction, their ids added to the outputs: only an
+    attempt that succeeds registers any."""
     with transaction.atomic():
         run = PipelineRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.state != RunState.RUNNING or run.attempt != attempt:
             return False
         if run.cancel_requested and outcome != RunState.FAILED:
             outcome, error = RunState.CANCELLED, error or "cancelled by request"
-        if outcome == RunState.SUCCEEDED and record is not None:
-            outputs = {**(outputs or {}), **record()}
+        if outcome == RunState.SUCCEEDED and results is not None:
+            outputs = {**(outputs or {}), **run_results_record(run=run, results=results)}
         _append_log(run, f"{outcome.upper()}{': ' + error if error else ''}")
         _set_state(
             actor=None,

@@ -453,7 +453,7 @@ def test_a_killed_attempt_leaves_no_stored_cleaned_catalog_once_the_sweep_finds_
     media = Path(settings.MEDIA_ROOT)
     before = set(media.rglob("catalog.clean*.csv"))
     monkeypatch.setattr(retrain, "fine_tune", killed)
-    monkeypatch.setattr(execution._Records, "discard_unrecorded", lambda self: None)
+    monkeypatch.setattr(execution, "run_results_discard_unrecorded", lambda results: None)
     run = _request(pipeline_org)
     _approve_all(pipeline_org, run, django_capture_on_commit_callbacks)
     with pytest.raises(WorkerKilled):
