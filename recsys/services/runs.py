@@ -42,6 +42,7 @@ from recsys.services.run_validation import (
     visible_inputs,
 )
 from recsys.storage import remove_tree, run_dir, stored_files
+from recsys.transitions import assert_run_transition, run_can_transition
 from teams.errors import PermissionDeniedError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,8 @@ def _required_teams(run: PipelineRun) -> list:
 
 
 def _set_state(*, actor, run: PipelineRun, state: str, verb: str, **fields) -> None:
+    """Every change of a run's state: allowed by RUN_TRANSITIONS, saved, audited."""
+    assert_run_transition(run.state, state, what=f"Run #{run.pk}")
     before = _run_state(run)
     run.state = state
     for name, value in fields.items():
@@ -459,7 +462,7 @@ def run_cancel(*, actor, run: PipelineRun) -> PipelineRun:
         .get(pk=run.pk)
     )
     permissions.require_run(actor, run.pipeline, "cancel runs of this pipeline")
-    if run.state in TERMINAL_RUN_STATES:
+    if not run_can_transition(run.state, RunState.CANCELLED):
         raise ValidationError(f"Run #{run.pk} already {run.state}.")
     if run.state == RunState.RUNNING:
         if run.cancel_requested:
