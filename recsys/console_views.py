@@ -17,6 +17,7 @@ from django.views import View
 
 from recsys import search, selectors
 from recsys.models import ConsoleQuery, SavedQuerySet
+from recsys.pipelines.engine import SEARCH_MODES
 from recsys.services import console as console_services
 from teams.errors import ApplicationError, PermissionDeniedError
 
@@ -86,7 +87,7 @@ class ConsoleView(_ConsoleMixin, View):
             "indexes": indexes,
             "active": getattr(pipeline, "active", None),
             "k_choices": K_CHOICES,
-            "modes": ("dense", "bm25", "hybrid"),
+            "modes": SEARCH_MODES,
             "params": params,
             "recent": recent_queries(request.user, pipeline),
             "query_sets": SavedQuerySet.objects.filter(owner=request.user, pipeline=pipeline),

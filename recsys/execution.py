@@ -31,7 +31,6 @@ from recsys.constants import SPLIT_PARAMETERS
 from recsys.models import ModelVersion, PipelineRun
 from recsys.pipelines.common import CancelledError
 from recsys.pipelines.encoding import compute_device, resolve_device
-from recsys.services import runs as services
 from recsys.services.indexes import serving_mode
 from recsys.services.run_results import (
     BuiltIndex,
@@ -39,12 +38,17 @@ from recsys.services.run_results import (
     TrainedModel,
     run_results_discard_unrecorded,
 )
-from recsys.services.run_validation import resolve_base_model, version_of
+from recsys.services.run_validation import (
+    index_version_of,
+    model_version_of,
+    resolve_base_model,
+)
+from recsys.services.runs import run_finish, run_progress, run_record_index_metrics
 from recsys.storage import STORED_FILES, note_stored_file, remove_tree, run_dir
 
 logger = logging.getLogger(__name__)
 # Each kind's steps and the part of the run's 0..100 progress each one covers.
-STEPS = {
+STEP_PROGRESS = {
     RunKind.FULL_RETRAIN: {
         "clean": (0, 15),
         "pairs": (15, 20),
@@ -79,7 +83,7 @@ class _Progress:
             return
         self.last = now
         value = int(self.low + (self.high - self.low) * max(0.0, min(1.0, fraction)))
-        if not services.run_progress(
+        if not run_progress(
             run_id=self.run.pk,
             attempt=self.attempt,
             progress=value,
@@ -123,7 +127,7 @@ def _execute(*, run: PipelineRun, attempt: int, results: RunResults) -> None:
     progress = _Progress(run, attempt)
     timings: dict[str, float] = {}
     try:
-        job = JOBS.get(run.kind)
+        job = JOB_BY_KIND.get(run.kind)
         if job is None:
             raise ValueError(f"unknown run kind {run.kind!r}")
         if run.kind == RunKind.CLEAN:  # pandas only: any host can clean
@@ -138,7 +142,7 @@ def _execute(*, run: PipelineRun, attempt: int, results: RunResults) -> None:
             outputs["device"] = device
     except CancelledError as exc:
         remove_tree(workdir)
-        services.run_finish(
+        run_finish(
             run_id=run.pk,
             attempt=attempt,
             outcome=RunState.CANCELLED,
@@ -154,7 +158,7 @@ def _execute(*, run: PipelineRun, attempt: int, results: RunResults) -> None:
         _fail(run, attempt, workdir, f"{type(exc).__name__}: {exc}", timings)
         return
     try:
-        services.run_finish(
+        run_finish(
             run_id=run.pk,
             attempt=attempt,
             outcome=RunState.SUCCEEDED,
@@ -175,7 +179,7 @@ def _execute(*, run: PipelineRun, attempt: int, results: RunResults) -> None:
 def _fail(run: PipelineRun, attempt: int, workdir: Path, reason: str, timings: dict) -> None:
     logger.exception("run %s attempt %s failed", run.pk, attempt)
     remove_tree(workdir)
-    services.run_finish(
+    run_finish(
         run_id=run.pk, attempt=attempt, outcome=RunState.FAILED, error=reason, timings=timings
     )
 
@@ -194,7 +198,7 @@ def _device(progress: _Progress) -> str:
 @contextmanager
 def _step(run: PipelineRun, name: str, progress: _Progress, timings: dict):
     """One step of the run's kind: its progress range begins, its wall time is recorded."""
-    low, high = STEPS[run.kind][name]
+    low, high = STEP_PROGRESS[run.kind][name]
     progress.begin(name, low, high)
     start = time.monotonic()
     try:
@@ -236,12 +240,12 @@ def _clean(run, inputs, workdir: Path, progress, timings, results: RunResults | 
     """Clean the catalog input; (frame, report). With `results`, the cleaned catalog is
     written to the work folder and becomes a version submitted to the catalog's stewards once
     the attempt succeeds (None: an evaluation re-derives the same frame, and keeps nothing)."""
-    from recsys.pipelines import retrain as jobs
+    from recsys.pipelines import steps
 
     source = inputs["product_catalog"]
     (workdir / "work").mkdir(parents=True, exist_ok=True)
     with _step(run, "clean", progress, timings):
-        catalog, report = jobs.clean_catalog(
+        catalog, report = steps.clean_catalog(
             _read(source, kind="product_catalog"), should_stop=progress.should_stop
         )
         if results is not None:
@@ -261,18 +265,18 @@ def _events(inputs: dict):
 
 def _pairs(run, inputs, catalog, events, params: dict, progress, timings):
     """Training pairs and the held-out judgments (split by query, seeded by `params`)."""
-    from recsys.pipelines import retrain as jobs
+    from recsys.pipelines import steps
 
     with _step(run, "pairs", progress, timings):
         labels = _read(inputs["relevance_labels"], kind="relevance_labels")
-        return jobs.training_pairs(catalog, labels, events, params)
+        return steps.training_pairs(catalog, labels, events, params)
 
 
 def _fine_tune(run, pairs, workdir: Path, progress, timings):
-    from recsys.pipelines import retrain as jobs
+    from recsys.pipelines import steps
 
     with _step(run, "fine_tune", progress, timings):
-        return jobs.fine_tune(
+        return steps.fine_tune(
             pairs.train, run.parameters, workdir / "model", progress, progress.should_stop
         )
 
@@ -281,10 +285,10 @@ def _index(run, catalog, events, model_path, params: dict, out_dir: Path, progre
     """Embed the catalog with the model and write the index artifact (dense index: flat below
     200k products, else a graph tuned to recall@10 ≥ 0.95 against exact search, or exact when
     it cannot reach that; with its BM25 index, product table and events)."""
-    from recsys.pipelines import retrain as jobs
+    from recsys.pipelines import steps
 
     with _step(run, "index", progress, timings):
-        return jobs.build_catalog_index(
+        return steps.build_catalog_index(
             catalog, str(model_path), params, out_dir, progress.should_stop, events=events
         )
 
@@ -294,10 +298,10 @@ def _evaluate(
 ) -> dict:
     """nDCG@10, Recall@100, MRR@10 on the held-out queries: zero-shot base model (exact
     search), the model through the index, and the served index when `active` is given."""
-    from recsys.pipelines import retrain as jobs
+    from recsys.pipelines import steps
 
     with _step(run, "evaluate", progress, timings):
-        return jobs.evaluate_models(
+        return steps.evaluate_models(
             catalog,
             pairs.heldout_judgments,
             params,
@@ -391,17 +395,17 @@ def _fine_tune_only(run: PipelineRun, workdir: Path, progress: _Progress, timing
     the held-out queries. The evaluation searches a scratch index of the catalog built like a
     build would (exact flat below 200k products) and deleted with the run's work folder: the
     run records a model version and no index version (a build_index run makes one)."""
-    from recsys.pipelines import retrain as jobs
+    from recsys.pipelines import steps
 
     inputs, params = _inputs(run), run.parameters
     catalog, clean_report = _clean(run, inputs, workdir, progress, timings, results)
     pairs = _pairs(run, inputs, catalog, _events(inputs), params, progress, timings)
     model = _fine_tune(run, pairs, workdir, progress, timings)
     with _step(run, "evaluate", progress, timings):
-        scratch = jobs.build_catalog_index(
+        scratch = steps.build_catalog_index(
             catalog, str(model.path), params, workdir / "work" / "eval-index", progress.should_stop
         )
-        metrics = jobs.evaluate_models(
+        metrics = steps.evaluate_models(
             catalog,
             pairs.heldout_judgments,
             params,
@@ -423,7 +427,7 @@ def _build_index(run: PipelineRun, workdir: Path, progress: _Progress, timings, 
     served index; the quality gate of activation needs it) → a candidate index version.
     Without labels the index has no metrics yet: an evaluate run adds them."""
     inputs = _inputs(run)
-    model_version = version_of(run)
+    model_version = model_version_of(run)
     if model_version is None:
         raise ValueError(f"model version {run.parameters.get('model_version')} is gone")
     params = _params_of(run, model_version)
@@ -460,7 +464,7 @@ def _evaluate_only(run: PipelineRun, workdir: Path, progress: _Progress, timings
     was built (its build run's max_length); stored on the index version (audited) and in the
     run's outputs. Produces no dataset, model or index version."""
     inputs = _inputs(run)
-    index = version_of(run)
+    index = index_version_of(run)
     if index is None:
         raise ValueError(f"index version {run.parameters.get('index_version')} is gone")
     model_version = index.model_version
@@ -480,7 +484,7 @@ def _evaluate_only(run: PipelineRun, workdir: Path, progress: _Progress, timings
         progress=progress,
         timings=timings,
     )
-    if not services.run_record_index_metrics(
+    if not run_record_index_metrics(
         run_id=run.pk, attempt=run.attempt, index_id=index.pk, metrics=metrics
     ):
         raise CancelledError("cancelled before the evaluation was stored")
@@ -494,7 +498,7 @@ def _evaluate_only(run: PipelineRun, workdir: Path, progress: _Progress, timings
     }
 
 
-JOBS = {
+JOB_BY_KIND = {
     RunKind.FULL_RETRAIN: _full_retrain,
     RunKind.CLEAN: _clean_only,
     RunKind.FINE_TUNE: _fine_tune_only,

@@ -21,7 +21,7 @@ from recsys.services.run_validation import base_model_name
 if TYPE_CHECKING:
     from governance.models import DatasetVersion
     from recsys.pipelines.indexing import IndexInfo
-    from recsys.pipelines.retrain import FineTuned
+    from recsys.pipelines.steps import FineTuned
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from django.utils import timezone
 from governance.models import AuditEvent
 from recsys import services
 from recsys.models import IndexVersion, ModelVersion, PipelineRun
-from recsys.pipelines import retrain
+from recsys.pipelines import steps
 from recsys.storage import run_dir
 from tests.recsys.pipeline_setup import approve_run, request_run
 
@@ -69,7 +69,7 @@ def test_an_attempt_that_loses_the_finish_records_no_version_and_keeps_no_file(
     media = Path(settings.MEDIA_ROOT)
     cleaned_before = set(media.rglob("catalog.clean*.csv"))
     run = _approved(porg, django_capture_on_commit_callbacks)
-    real_evaluate = retrain.evaluate_models
+    real_evaluate = steps.evaluate_models
 
     def evaluate_then_lose_the_run(*args, **kwargs):
         metrics = real_evaluate(*args, **kwargs)
@@ -84,7 +84,7 @@ def test_an_attempt_that_loses_the_finish_records_no_version_and_keeps_no_file(
                 assert services.runs_sweep()["worker_lost"] == 1
         return metrics
 
-    monkeypatch.setattr(retrain, "evaluate_models", evaluate_then_lose_the_run)
+    monkeypatch.setattr(steps, "evaluate_models", evaluate_then_lose_the_run)
     services.run_execute(run_id=run.pk, attempt=1)
     run.refresh_from_db()
     assert run.state == ("cancelled" if meanwhile == "cancelled" else "failed"), run.log
