@@ -381,8 +381,13 @@ def _full_retrain(run: PipelineRun, workdir: Path, progress: _Progress, timings,
         progress=progress,
         timings=timings,
     )
-    results.model = TrainedModel(model, metrics.get("fine_tuned", {}))
-    results.index = BuiltIndex(index, inputs["product_catalog"], None, metrics)
+    results.model = TrainedModel(artifact=model, metrics=metrics.get("fine_tuned", {}))
+    results.index = BuiltIndex(
+        artifact=index,
+        catalog_version=inputs["product_catalog"],
+        model_version=None,  # the model this attempt trained
+        metrics=metrics,
+    )
     return {
         "clean_report": clean_report,
         "pairs_report": pairs.report,
@@ -413,7 +418,7 @@ def _fine_tune_only(run: PipelineRun, workdir: Path, progress: _Progress, timing
             index_path=str(scratch.path),
             active=None,
         )
-    results.model = TrainedModel(model, metrics.get("fine_tuned", {}))
+    results.model = TrainedModel(artifact=model, metrics=metrics.get("fine_tuned", {}))
     return {
         "clean_report": clean_report,
         "pairs_report": pairs.report,
@@ -453,7 +458,12 @@ def _build_index(run: PipelineRun, workdir: Path, progress: _Progress, timings, 
             timings=timings,
         )
         outputs |= {"pairs_report": pairs.report, "metrics": metrics}
-    results.index = BuiltIndex(index, inputs["product_catalog"], model_version, metrics)
+    results.index = BuiltIndex(
+        artifact=index,
+        catalog_version=inputs["product_catalog"],
+        model_version=model_version,
+        metrics=metrics,
+    )
     return {**outputs, "clean_report": clean_report}
 
 
