@@ -16,7 +16,7 @@ TRAINING_VARIANTS = ("fp32", "bf16", "fp32+grouped", "bf16+grouped")
 
 
 def training_flags(variant: str) -> dict[str, bool]:
-    """TrainConfig / retrain.fine_tune keywords of a TRAINING_VARIANTS name."""
+    """TrainConfig / steps.fine_tune keywords of a TRAINING_VARIANTS name."""
     return {"bf16": variant.startswith("bf16"), "group_by_length": variant.endswith("+grouped")}
 
 

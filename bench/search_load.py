@@ -13,7 +13,7 @@
    catalog: the product table expands them into one column per distinct key (5,354 in Chorus)
    for every row, about 2 GB and 40 s at 19k products and over 20 GB at 200k. The load test
    uses no filter, so only the attribute filters are lost. The catalog is indexed by
-   ``recsys.pipelines.retrain.build_catalog_index`` with all-MiniLM-L6-v2 (max_length 64): from
+   ``recsys.pipelines.steps.build_catalog_index`` with all-MiniLM-L6-v2 (max_length 64): from
    200,000 items that is an HNSW index (efSearch tuned to recall@10 0.95 at build time), plus
    BM25 and the product table, as a real run builds.
 2. A scratch SQLite database (always fresh, in $STEWARD_VAR_DIR/bench/search-load-db/):
@@ -200,7 +200,7 @@ def ensure_index(args, cache: Path) -> tuple[Path, dict]:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     _pin_threads(args.build_threads)
-    from recsys.pipelines import retrain
+    from recsys.pipelines import steps
     from recsys.pipelines.encoding import default_model_path
 
     started = time.monotonic()
@@ -211,7 +211,7 @@ def ensure_index(args, cache: Path) -> tuple[Path, dict]:
     say(f"catalog: {len(catalog) - synthetic} Chorus + {synthetic} variants; indexing ...")
     load_before = os.getloadavg()[0]
     started = time.monotonic()
-    info = retrain.build_catalog_index(
+    info = steps.build_catalog_index(
         catalog,
         default_model_path(),
         build_params(args.max_length),

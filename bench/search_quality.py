@@ -24,10 +24,10 @@ pipeline's clean step is not applied, so that the catalog stays the full catalog
 were made on (cleaning drops 28 near-duplicates, 2 of them relevant judged products).
 
 Folds: the 78 judged queries are shuffled with ``--seed`` and dealt into ``--folds`` folds. For
-each fold the model is fine-tuned (``retrain.fine_tune``) on the training pairs (grade >= 2) of
+each fold the model is fine-tuned (``steps.fine_tune``) on the training pairs (grade >= 2) of
 the other folds' queries only (``pairs.build_pairs`` with nothing held out), the catalog is
-indexed with it (``retrain.build_catalog_index``) and every mode is scored on the held-out
-fold's queries (``retrain.mode_search`` + ``evaluation.evaluate``). BM25 and zero-shot do not
+indexed with it (``steps.build_catalog_index``) and every mode is scored on the held-out
+fold's queries (``steps.mode_search`` + ``evaluation.evaluate``). BM25 and zero-shot do not
 depend on the fold: one index with the base model (cached under
 $STEWARD_VAR_DIR/bench/search-quality/) is scored on each fold's queries. Reported per fold,
 as the mean of the fold means, and pooled over all evaluated queries.
@@ -116,7 +116,7 @@ def run_params(args) -> dict:
 
 def zero_shot_index(catalog, params: dict, cache: Path) -> tuple[Path, float, bool]:
     """The catalog indexed with the base model (cached: it does not depend on the folds)."""
-    from recsys.pipelines import retrain
+    from recsys.pipelines import steps
     from recsys.pipelines.encoding import default_model_path
 
     folder = cache / f"zero-shot-n{len(catalog)}-L{params['max_length']}"
@@ -125,13 +125,13 @@ def zero_shot_index(catalog, params: dict, cache: Path) -> tuple[Path, float, bo
         return folder, 0.0, True
     shutil.rmtree(folder, ignore_errors=True)
     started = time.monotonic()
-    retrain.build_catalog_index(catalog, default_model_path(), params, folder, lambda: False)
+    steps.build_catalog_index(catalog, default_model_path(), params, folder, lambda: False)
     return folder, time.monotonic() - started, False
 
 
 def searchers(folder: Path, model_path: str, params: dict) -> dict:
     """Batch search functions per mode over one index artifact."""
-    from recsys.pipelines import retrain
+    from recsys.pipelines import steps
     from recsys.pipelines.encoding import load_encoder
     from recsys.pipelines.indexing import load_index
     from recsys.pipelines.lexical import LexicalIndex
@@ -139,7 +139,7 @@ def searchers(folder: Path, model_path: str, params: dict) -> dict:
     index, lexical = load_index(str(folder)), LexicalIndex.load(str(folder))
     encoder = load_encoder(model_path)
     return {
-        mode: retrain.mode_search(index, lexical, encoder, params, mode)
+        mode: steps.mode_search(index, lexical, encoder, params, mode)
         for mode in ("dense", "bm25", "hybrid")
     }
 
@@ -170,7 +170,7 @@ def tuned_fusion(
 
 def fine_tune_fold(catalog, judgments, train_queries, params, out: Path) -> tuple[str, dict]:
     """Fine-tune on the training folds' pairs; returns (model folder, training summary)."""
-    from recsys.pipelines import retrain
+    from recsys.pipelines import steps
     from recsys.pipelines.pairs import PairsConfig, build_pairs
 
     labels = judgments[judgments["query"].isin(train_queries)]
@@ -184,7 +184,7 @@ def fine_tune_fold(catalog, judgments, train_queries, params, out: Path) -> tupl
             say(f"  fine-tuning {fraction:.0%}: {message}")
 
     flags = training_flags(params["training"])
-    tuned = retrain.fine_tune(train, params, out, progress, lambda: False, **flags)
+    tuned = steps.fine_tune(train, params, out, progress, lambda: False, **flags)
     return tuned.path, {
         "train_queries": report["train_queries"],
         "train_pairs": report["train_pairs"],
@@ -213,14 +213,14 @@ def rounded(result: dict) -> dict:
 
 def run_fold(n, held, catalog, judgments, params, zero, work: Path, splits: int) -> dict:
     """Fine-tune without the ``held`` queries, index, score every mode on ``held``."""
-    from recsys.pipelines import retrain
+    from recsys.pipelines import steps
 
     train_queries = sorted(set(judgments["query"]) - set(held))
     say(f"fold {n}: fine-tuning on {len(train_queries)} queries")
     model, training = fine_tune_fold(catalog, judgments, train_queries, params, work / "model")
     say(f"fold {n}: indexing the catalog with the fine-tuned model")
     started = time.monotonic()
-    retrain.build_catalog_index(catalog, model, params, work / "index", lambda: False)
+    steps.build_catalog_index(catalog, model, params, work / "index", lambda: False)
     index_s = time.monotonic() - started
     tuned = searchers(work / "index", model, params)
     held_judgments = judgments[judgments["query"].isin(held)]

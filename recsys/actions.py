@@ -5,7 +5,8 @@ templates (booleans) and the API."""
 from core.actions import Allowed, Refused, Verdict
 from governance.choices import ApprovalState
 from recsys import permissions
-from recsys.choices import TERMINAL_RUN_STATES, IndexStatus, RunState
+from recsys.choices import IndexStatus, RunState
+from recsys.transitions import run_can_transition
 from teams import permissions as team_perms
 from teams.errors import PermissionDeniedError, ValidationError
 
@@ -42,7 +43,7 @@ def _run_cancel(user, run) -> Verdict:
     allowed = permissions.run_verdict(user, run.pipeline, "cancel runs of this pipeline")
     if not allowed:
         return allowed
-    if run.state in TERMINAL_RUN_STATES:
+    if not run_can_transition(run.state, RunState.CANCELLED):
         return Refused(f"Run #{run.pk} already {run.state}.", ValidationError)
     if run.state == RunState.RUNNING and run.cancel_requested:
         return Refused(f"Cancelling run #{run.pk} was already requested.", ValidationError)
@@ -53,7 +54,7 @@ def _run_retry(user, run) -> Verdict:
     allowed = permissions.run_verdict(user, run.pipeline, "retry runs of this pipeline")
     if not allowed:
         return allowed
-    if run.state != RunState.FAILED:
+    if run.state != RunState.FAILED:  # the table also allows failed -> queued for a re-delivery
         return Refused(
             f"Only a failed run can be retried; run #{run.pk} is {run.state}.", ValidationError
         )

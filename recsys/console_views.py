@@ -16,6 +16,7 @@ from django.views import View
 
 from core.views import ObjectView
 from recsys import search, selectors
+from recsys.pipelines.engine import SEARCH_MODES
 from recsys.services import console as console_services
 from teams.errors import ApplicationError, PermissionDeniedError
 
@@ -72,7 +73,7 @@ class ConsoleView(_ConsoleMixin, View):
             "indexes": indexes,
             "active": getattr(pipeline, "active", None),
             "k_choices": K_CHOICES,
-            "modes": ("dense", "bm25", "hybrid"),
+            "modes": SEARCH_MODES,
             "params": params,
             "recent": selectors.console_recent_queries(user=request.user, pipeline=pipeline),
             "query_sets": selectors.query_sets_of(user=request.user, pipeline=pipeline),

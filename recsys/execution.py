@@ -9,8 +9,9 @@
 - ``evaluate``: re-measure an index version on held-out queries and store the metrics on it.
 
 Django-aware orchestration only: it reads the approved input files, calls the pure functions of
-recsys/pipelines, reports progress through services (which say whether to stop), and records
-the results at the end. Heavy work runs outside any transaction.
+recsys/pipelines, reports progress through services (which say whether to stop), and hands
+what it produced (RunResults) to run_finish, which records it if the attempt succeeds. Heavy
+work runs outside any transaction.
 """
 
 from __future__ import annotations
@@ -27,17 +28,27 @@ from django.core.files.storage import default_storage
 
 from recsys.choices import RunKind, RunState
 from recsys.constants import SPLIT_PARAMETERS
-from recsys.models import IndexVersion, ModelVersion, PipelineRun
+from recsys.models import ModelVersion, PipelineRun
 from recsys.pipelines.common import CancelledError
 from recsys.pipelines.encoding import compute_device, resolve_device
-from recsys.services import runs as services
 from recsys.services.indexes import serving_mode
-from recsys.services.run_validation import base_model_name, resolve_base_model, version_of
+from recsys.services.run_results import (
+    BuiltIndex,
+    RunResults,
+    TrainedModel,
+    run_results_discard_unrecorded,
+)
+from recsys.services.run_validation import (
+    index_version_of,
+    model_version_of,
+    resolve_base_model,
+)
+from recsys.services.runs import run_finish, run_progress, run_record_index_metrics
 from recsys.storage import STORED_FILES, note_stored_file, remove_tree, run_dir
 
 logger = logging.getLogger(__name__)
 # Each kind's steps and the part of the run's 0..100 progress each one covers.
-STEPS = {
+STEP_PROGRESS = {
     RunKind.FULL_RETRAIN: {
         "clean": (0, 15),
         "pairs": (15, 20),
@@ -72,7 +83,7 @@ class _Progress:
             return
         self.last = now
         value = int(self.low + (self.high - self.low) * max(0.0, min(1.0, fraction)))
-        if not services.run_progress(
+        if not run_progress(
             run_id=self.run.pk,
             attempt=self.attempt,
             progress=value,
@@ -101,69 +112,37 @@ class _Progress:
         self.report(fraction, message)
 
 
-class _Records:
-    """The versions an attempt records (the cleaned catalog, a model, an index). A job only
-    says what to record; run_finish makes them in the transaction that marks the attempt
-    succeeded, so that a failed, cancelled or lost attempt registers none of them."""
-
-    def __init__(self):
-        self._makers: list = []
-        self._stored: list = []
-
-    def add_stored(self, version) -> None:
-        """A dataset version whose file is stored but not recorded: discarded unless recorded."""
-        self._stored.append(version)
-
-    def discard_unrecorded(self) -> None:
-        """Remove the stored files no succeeded attempt recorded (failed, cancelled, lost)."""
-        from governance.services.versions import dataset_version_discard_stored
-
-        for version in self._stored:
-            dataset_version_discard_stored(version)
-
-    def add(self, name: str, make) -> None:
-        """`make(made)` creates the version `name` ("cleaned_version", "model_version",
-        "index_version"); `made` holds the versions created before it, by name."""
-        self._makers.append((name, make))
-
-    def __call__(self) -> dict:
-        made: dict = {}
-        for name, make in self._makers:
-            made[name] = make(made)
-        return {name: version.pk for name, version in made.items()}
-
-
 def execute(*, run: PipelineRun, attempt: int) -> None:
     """Run the job; every outcome ends in run_finish (succeeded, failed with the reason, or
     cancelled), and a failed or cancelled attempt leaves no files and registers no version."""
-    records = _Records()
+    results = RunResults()
     try:
-        _execute(run=run, attempt=attempt, records=records)
+        _execute(run=run, attempt=attempt, results=results)
     finally:  # a file stored for a version that no succeeded attempt recorded goes too
-        records.discard_unrecorded()
+        run_results_discard_unrecorded(results)
 
 
-def _execute(*, run: PipelineRun, attempt: int, records: _Records) -> None:
+def _execute(*, run: PipelineRun, attempt: int, results: RunResults) -> None:
     workdir = run_dir(run.job_key, attempt)
     progress = _Progress(run, attempt)
     timings: dict[str, float] = {}
     try:
-        job = JOBS.get(run.kind)
+        job = JOB_BY_KIND.get(run.kind)
         if job is None:
             raise ValueError(f"unknown run kind {run.kind!r}")
         if run.kind == RunKind.CLEAN:  # pandas only: any host can clean
-            outputs = job(run, workdir, progress, timings, records)
+            outputs = job(run, workdir, progress, timings, results)
         else:
             # The base model again, against this worker's STEWARD_BASE_MODELS: a folder or a fail.
             base = resolve_base_model(run.pipeline, run.parameters.get("base_model", ""))
             run.parameters = {**run.parameters, "base_model": base}
             device = _device(progress)
             with compute_device(device):
-                outputs = job(run, workdir, progress, timings, records)
+                outputs = job(run, workdir, progress, timings, results)
             outputs["device"] = device
     except CancelledError as exc:
         remove_tree(workdir)
-        services.run_finish(
+        run_finish(
             run_id=run.pk,
             attempt=attempt,
             outcome=RunState.CANCELLED,
@@ -179,13 +158,13 @@ def _execute(*, run: PipelineRun, attempt: int, records: _Records) -> None:
         _fail(run, attempt, workdir, f"{type(exc).__name__}: {exc}", timings)
         return
     try:
-        services.run_finish(
+        run_finish(
             run_id=run.pk,
             attempt=attempt,
             outcome=RunState.SUCCEEDED,
             outputs=outputs,
             timings=timings,
-            record=records,
+            results=results,
         )
     except Exception as exc:  # recording its versions failed: nothing of them was kept
         _fail(run, attempt, workdir, f"recording its results failed: {exc}", timings)
@@ -200,7 +179,7 @@ def _execute(*, run: PipelineRun, attempt: int, records: _Records) -> None:
 def _fail(run: PipelineRun, attempt: int, workdir: Path, reason: str, timings: dict) -> None:
     logger.exception("run %s attempt %s failed", run.pk, attempt)
     remove_tree(workdir)
-    services.run_finish(
+    run_finish(
         run_id=run.pk, attempt=attempt, outcome=RunState.FAILED, error=reason, timings=timings
     )
 
@@ -219,7 +198,7 @@ def _device(progress: _Progress) -> str:
 @contextmanager
 def _step(run: PipelineRun, name: str, progress: _Progress, timings: dict):
     """One step of the run's kind: its progress range begins, its wall time is recorded."""
-    low, high = STEPS[run.kind][name]
+    low, high = STEP_PROGRESS[run.kind][name]
     progress.begin(name, low, high)
     start = time.monotonic()
     try:
@@ -257,25 +236,24 @@ def _read(version, *, kind: str):
 # --- the shared steps -------------------------------------------------------------------------
 
 
-def _clean(run, inputs, workdir: Path, progress, timings, records: _Records | None):
-    """Clean the catalog input; (frame, report). With `records`, the cleaned catalog is
+def _clean(run, inputs, workdir: Path, progress, timings, results: RunResults | None):
+    """Clean the catalog input; (frame, report). With `results`, the cleaned catalog is
     written to the work folder and becomes a version submitted to the catalog's stewards once
     the attempt succeeds (None: an evaluation re-derives the same frame, and keeps nothing)."""
-    from recsys.pipelines import retrain as jobs
+    from recsys.pipelines import steps
 
     source = inputs["product_catalog"]
     (workdir / "work").mkdir(parents=True, exist_ok=True)
     with _step(run, "clean", progress, timings):
-        catalog, report = jobs.clean_catalog(
+        catalog, report = steps.clean_catalog(
             _read(source, kind="product_catalog"), should_stop=progress.should_stop
         )
-        if records is not None:
+        if results is not None:
             path = workdir / "work" / "catalog.clean.csv"
             catalog.to_csv(path, index=False)
             stored = _store_cleaned(run, source, path, report)  # slow I/O: before run_finish
             note_stored_file(workdir, stored.file.name)  # for the sweep, should this worker die
-            records.add_stored(stored)
-            records.add("cleaned_version", lambda made: _record_cleaned(stored))
+            results.cleaned_catalog = stored
     return catalog, report
 
 
@@ -287,18 +265,18 @@ def _events(inputs: dict):
 
 def _pairs(run, inputs, catalog, events, params: dict, progress, timings):
     """Training pairs and the held-out judgments (split by query, seeded by `params`)."""
-    from recsys.pipelines import retrain as jobs
+    from recsys.pipelines import steps
 
     with _step(run, "pairs", progress, timings):
         labels = _read(inputs["relevance_labels"], kind="relevance_labels")
-        return jobs.training_pairs(catalog, labels, events, params)
+        return steps.training_pairs(catalog, labels, events, params)
 
 
 def _fine_tune(run, pairs, workdir: Path, progress, timings):
-    from recsys.pipelines import retrain as jobs
+    from recsys.pipelines import steps
 
     with _step(run, "fine_tune", progress, timings):
-        return jobs.fine_tune(
+        return steps.fine_tune(
             pairs.train, run.parameters, workdir / "model", progress, progress.should_stop
         )
 
@@ -307,10 +285,10 @@ def _index(run, catalog, events, model_path, params: dict, out_dir: Path, progre
     """Embed the catalog with the model and write the index artifact (dense index: flat below
     200k products, else a graph tuned to recall@10 ≥ 0.95 against exact search, or exact when
     it cannot reach that; with its BM25 index, product table and events)."""
-    from recsys.pipelines import retrain as jobs
+    from recsys.pipelines import steps
 
     with _step(run, "index", progress, timings):
-        return jobs.build_catalog_index(
+        return steps.build_catalog_index(
             catalog, str(model_path), params, out_dir, progress.should_stop, events=events
         )
 
@@ -320,10 +298,10 @@ def _evaluate(
 ) -> dict:
     """nDCG@10, Recall@100, MRR@10 on the held-out queries: zero-shot base model (exact
     search), the model through the index, and the served index when `active` is given."""
-    from recsys.pipelines import retrain as jobs
+    from recsys.pipelines import steps
 
     with _step(run, "evaluate", progress, timings):
-        return jobs.evaluate_models(
+        return steps.evaluate_models(
             catalog,
             pairs.heldout_judgments,
             params,
@@ -377,17 +355,17 @@ def _active_artifacts(run: PipelineRun, *, exclude: int | None = None) -> dict |
 # --- one function per kind --------------------------------------------------------------------
 
 
-def _clean_only(run: PipelineRun, workdir: Path, progress: _Progress, timings, records) -> dict:
+def _clean_only(run: PipelineRun, workdir: Path, progress: _Progress, timings, results) -> dict:
     """The "clean" kind: clean the catalog and submit it as a new version for its stewards."""
-    _catalog, report = _clean(run, _inputs(run), workdir, progress, timings, records)
+    _catalog, report = _clean(run, _inputs(run), workdir, progress, timings, results)
     return {"clean_report": report}
 
 
-def _full_retrain(run: PipelineRun, workdir: Path, progress: _Progress, timings, records) -> dict:
+def _full_retrain(run: PipelineRun, workdir: Path, progress: _Progress, timings, results) -> dict:
     """clean → pairs → fine-tune → index → evaluate (zero-shot, fine-tuned index, served
     index): a model version and a candidate index version."""
     inputs, params = _inputs(run), run.parameters
-    catalog, clean_report = _clean(run, inputs, workdir, progress, timings, records)
+    catalog, clean_report = _clean(run, inputs, workdir, progress, timings, results)
     events = _events(inputs)
     pairs = _pairs(run, inputs, catalog, events, params, progress, timings)
     model = _fine_tune(run, pairs, workdir, progress, timings)
@@ -403,10 +381,12 @@ def _full_retrain(run: PipelineRun, workdir: Path, progress: _Progress, timings,
         progress=progress,
         timings=timings,
     )
-    records.add("model_version", lambda made: _record_model(run, model, metrics))
-    records.add(
-        "index_version",
-        lambda made: _record_index(run, inputs, made["model_version"], index, metrics),
+    results.model = TrainedModel(artifact=model, metrics=metrics.get("fine_tuned", {}))
+    results.index = BuiltIndex(
+        artifact=index,
+        catalog_version=inputs["product_catalog"],
+        model_version=None,  # the model this attempt trained
+        metrics=metrics,
     )
     return {
         "clean_report": clean_report,
@@ -415,22 +395,22 @@ def _full_retrain(run: PipelineRun, workdir: Path, progress: _Progress, timings,
     }
 
 
-def _fine_tune_only(run: PipelineRun, workdir: Path, progress: _Progress, timings, records) -> dict:
+def _fine_tune_only(run: PipelineRun, workdir: Path, progress: _Progress, timings, results) -> dict:
     """The "fine_tune" kind: clean → pairs → fine-tune → evaluate zero-shot vs fine-tuned on
     the held-out queries. The evaluation searches a scratch index of the catalog built like a
     build would (exact flat below 200k products) and deleted with the run's work folder: the
     run records a model version and no index version (a build_index run makes one)."""
-    from recsys.pipelines import retrain as jobs
+    from recsys.pipelines import steps
 
     inputs, params = _inputs(run), run.parameters
-    catalog, clean_report = _clean(run, inputs, workdir, progress, timings, records)
+    catalog, clean_report = _clean(run, inputs, workdir, progress, timings, results)
     pairs = _pairs(run, inputs, catalog, _events(inputs), params, progress, timings)
     model = _fine_tune(run, pairs, workdir, progress, timings)
     with _step(run, "evaluate", progress, timings):
-        scratch = jobs.build_catalog_index(
+        scratch = steps.build_catalog_index(
             catalog, str(model.path), params, workdir / "work" / "eval-index", progress.should_stop
         )
-        metrics = jobs.evaluate_models(
+        metrics = steps.evaluate_models(
             catalog,
             pairs.heldout_judgments,
             params,
@@ -438,7 +418,7 @@ def _fine_tune_only(run: PipelineRun, workdir: Path, progress: _Progress, timing
             index_path=str(scratch.path),
             active=None,
         )
-    records.add("model_version", lambda made: _record_model(run, model, metrics))
+    results.model = TrainedModel(artifact=model, metrics=metrics.get("fine_tuned", {}))
     return {
         "clean_report": clean_report,
         "pairs_report": pairs.report,
@@ -446,17 +426,17 @@ def _fine_tune_only(run: PipelineRun, workdir: Path, progress: _Progress, timing
     }
 
 
-def _build_index(run: PipelineRun, workdir: Path, progress: _Progress, timings, records) -> dict:
+def _build_index(run: PipelineRun, workdir: Path, progress: _Progress, timings, results) -> dict:
     """The "build_index" kind: clean → embed + index the catalog with the model version named
     by the run's parameters → evaluate when labels are an input (zero-shot, this index, the
     served index; the quality gate of activation needs it) → a candidate index version.
     Without labels the index has no metrics yet: an evaluate run adds them."""
     inputs = _inputs(run)
-    model_version = version_of(run)
+    model_version = model_version_of(run)
     if model_version is None:
         raise ValueError(f"model version {run.parameters.get('model_version')} is gone")
     params = _params_of(run, model_version)
-    catalog, clean_report = _clean(run, inputs, workdir, progress, timings, records)
+    catalog, clean_report = _clean(run, inputs, workdir, progress, timings, results)
     events = _events(inputs)
     index = _index(
         run, catalog, events, model_version.path, params, workdir / "index", progress, timings
@@ -478,20 +458,23 @@ def _build_index(run: PipelineRun, workdir: Path, progress: _Progress, timings, 
             timings=timings,
         )
         outputs |= {"pairs_report": pairs.report, "metrics": metrics}
-    records.add(
-        "index_version", lambda made: _record_index(run, inputs, model_version, index, metrics)
+    results.index = BuiltIndex(
+        artifact=index,
+        catalog_version=inputs["product_catalog"],
+        model_version=model_version,
+        metrics=metrics,
     )
     return {**outputs, "clean_report": clean_report}
 
 
-def _evaluate_only(run: PipelineRun, workdir: Path, progress: _Progress, timings, records) -> dict:
+def _evaluate_only(run: PipelineRun, workdir: Path, progress: _Progress, timings, results) -> dict:
     """The "evaluate" kind: nDCG@10, Recall@100, MRR@10 of the index version named by the run's
     parameters (its model through its own index, checksums verified) against zero-shot and the
     served index, on the held-out queries of its model's split, queries encoded as the index
     was built (its build run's max_length); stored on the index version (audited) and in the
     run's outputs. Produces no dataset, model or index version."""
     inputs = _inputs(run)
-    index = version_of(run)
+    index = index_version_of(run)
     if index is None:
         raise ValueError(f"index version {run.parameters.get('index_version')} is gone")
     model_version = index.model_version
@@ -511,7 +494,7 @@ def _evaluate_only(run: PipelineRun, workdir: Path, progress: _Progress, timings
         progress=progress,
         timings=timings,
     )
-    if not services.run_record_index_metrics(
+    if not run_record_index_metrics(
         run_id=run.pk, attempt=run.attempt, index_id=index.pk, metrics=metrics
     ):
         raise CancelledError("cancelled before the evaluation was stored")
@@ -525,7 +508,7 @@ def _evaluate_only(run: PipelineRun, workdir: Path, progress: _Progress, timings
     }
 
 
-JOBS = {
+JOB_BY_KIND = {
     RunKind.FULL_RETRAIN: _full_retrain,
     RunKind.CLEAN: _clean_only,
     RunKind.FINE_TUNE: _fine_tune_only,
@@ -534,7 +517,7 @@ JOBS = {
 }
 
 
-# --- recording --------------------------------------------------------------------------------
+# --- storing ----------------------------------------------------------------------------------
 
 
 def _store_cleaned(run, source, path: Path, report: dict):
@@ -552,37 +535,3 @@ def _store_cleaned(run, source, path: Path, report: dict):
             note=f"Cleaned from {source} ({report['rows_in']} → {report['rows_out']} rows)",
             run_key=run.job_key,
         )
-
-
-def _record_cleaned(stored):
-    from governance.services.versions import dataset_version_record_derived
-
-    return dataset_version_record_derived(stored)
-
-
-def _record_model(run: PipelineRun, model, metrics: dict) -> ModelVersion:
-    return ModelVersion.objects.create(
-        run=run,
-        base_model=base_model_name(model.base_model),
-        path=str(model.path),
-        checksum=model.checksum,
-        config=model.config,
-        training_curve=model.curve,
-        metrics=metrics.get("fine_tuned", {}),
-    )
-
-
-def _record_index(run, inputs, model_version, index, metrics: dict) -> IndexVersion:
-    return IndexVersion.objects.create(
-        pipeline=run.pipeline,
-        run=run,
-        model_version=model_version,
-        catalog_version=inputs["product_catalog"],
-        path=str(index.path),
-        checksum=index.checksum,
-        kind=index.kind,
-        n_items=index.n,
-        dim=index.dim,
-        build_params=index.params,
-        metrics=metrics,
-    )

@@ -18,7 +18,7 @@ from governance.choices import ApprovalKind
 from governance.models import ApprovalRequest, DatasetVersion, Decision
 from recsys import permissions, serving
 from recsys.models import IndexVersion, Pipeline, PipelineRun
-from recsys.pipelines.engine import MODES, Answer, SearchEngine, UnknownProductError
+from recsys.pipelines.engine import SEARCH_MODES, Answer, SearchEngine, UnknownProductError
 from recsys.pipelines.engine import UnknownUserError as _UnknownUser
 from recsys.pipelines.products import FilterError
 from teams.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -114,9 +114,9 @@ def parse_query(raw) -> str:
 def parse_mode(raw, engine: SearchEngine) -> str:
     if raw in (None, ""):
         return engine.default_mode
-    if raw not in MODES:
+    if raw not in SEARCH_MODES:
         raise ValidationError(
-            f"Unknown mode '{raw}': choose one of {', '.join(MODES)}.", field="mode"
+            f"Unknown mode '{raw}': choose one of {', '.join(SEARCH_MODES)}.", field="mode"
         )
     if raw not in engine.modes:
         raise ValidationError(

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from recsys import search
+from recsys.pipelines.engine import SEARCH_MODES
 from teams.api.errors import ErrorSerializer
 from teams.api.inputs import MAX_ID
 
@@ -68,7 +69,7 @@ class SearchView(APIView):
                 required=True,
                 description="Query, 1–512 characters.",
             ),
-            OpenApiParameter("mode", str, enum=["dense", "bm25", "hybrid"]),
+            OpenApiParameter("mode", str, enum=list(SEARCH_MODES)),
             *_COMMON,
             *_FILTERS,
         ],

@@ -26,7 +26,7 @@ from recsys.pipelines.lexical import (
     hybrid_fusion,
 )
 
-MODES = ("dense", "bm25", "hybrid")
+SEARCH_MODES = ("dense", "bm25", "hybrid")  # the retrieval modes: defined here only
 EVENT_WEIGHTS = {"view": 1.0, "click": 2.0, "cart": 4.0, "add_to_cart": 4.0, "purchase": 6.0}
 RECENT_EVENTS = 50
 RECENCY_HALF_LIFE_DAYS = 14.0
@@ -147,7 +147,7 @@ class SearchEngine:
         self._popular: list[tuple[str, float]] | None = None
         self._folded = product_tables.folded_columns(self.products)  # text filters, once
         self._facets: dict[str, list[str]] = {}
-        self.modes = MODES if self.lexical is not None else ("dense",)
+        self.modes = SEARCH_MODES if self.lexical is not None else ("dense",)
         self.default_mode = default_mode if default_mode in self.modes else "dense"
         self.dense_weight = float(dense_weight)  # hybrid: the dense list's share of the fusion
         self._events: pd.DataFrame | None = None

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 # Dense weights tried: 0.1 … 0.9. The ends are not hybrid: they are the bm25 and dense modes,
-# which retrain.best_mode weighs on their own.
+# which steps.best_mode weighs on their own.
 FUSION_WEIGHTS = tuple(round(w / 10, 1) for w in range(1, 10))
 MIN_TUNING_QUERIES = 6  # fewer judged queries: plain RRF, nothing tuned
 

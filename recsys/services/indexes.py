@@ -19,6 +19,7 @@ from recsys.choices import IndexStatus
 from recsys.constants import QUALITY_GATE_TOLERANCE_DEFAULT
 from recsys.models import ActiveIndex, IndexVersion, Pipeline
 from recsys.pipelines.common import stable_hash
+from recsys.transitions import assert_index_transition
 from teams.errors import PermissionDeniedError, ValidationError
 
 
@@ -159,13 +160,18 @@ def _file_stamps(path: str) -> dict | None:
 
 
 def _switch(*, actor, pipeline: Pipeline, target: IndexVersion, verb: str, detail: str):
+    """Serve `target` instead of the pipeline's current index, which retires (the statuses
+    change as INDEX_TRANSITIONS allows)."""
     pointer = ActiveIndex.objects.select_for_update().filter(pipeline=pipeline).first()
     before = {"active": pointer.index_id if pointer else None}
+    assert_index_transition(target.status, IndexStatus.ACTIVE, what=f"Index v{target.pk}")
     if pointer is None:
         pointer = ActiveIndex(pipeline=pipeline, index=target, changed_by=actor)
     else:
-        IndexVersion.objects.filter(pk=pointer.index_id).update(status=IndexStatus.RETIRED)
-        pointer.previous, pointer.index, pointer.changed_by = pointer.index, target, actor
+        current = pointer.index
+        assert_index_transition(current.status, IndexStatus.RETIRED, what=f"Index v{current.pk}")
+        IndexVersion.objects.filter(pk=current.pk).update(status=IndexStatus.RETIRED)
+        pointer.previous, pointer.index, pointer.changed_by = current, target, actor
     pointer.save()
     IndexVersion.objects.filter(pk=target.pk).update(
         status=IndexStatus.ACTIVE, activated_at=timezone.now()

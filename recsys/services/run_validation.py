@@ -170,28 +170,39 @@ def _resolve_version(pipeline: Pipeline, name: str, value: int | None) -> int:
     return value
 
 
-def version_of(run: PipelineRun):
-    """The model or index version a single-step run works on (None for other kinds, or when
-    it no longer qualifies: then the run must not start)."""
-    for name, takes in VERSION_PARAMETERS.items():
-        if run.kind == takes:
-            model = ModelVersion if name == "model_version" else IndexVersion
-            return (
-                model.objects.filter(
-                    pk=run.parameters.get(name),
-                    run__pipeline_id=run.pipeline_id,
-                    run__state=RunState.SUCCEEDED,
-                )
-                .select_related("run")
-                .first()
-            )
-    return None
+def model_version_of(run: PipelineRun) -> ModelVersion | None:
+    """The model version a build_index run embeds the catalog with (None for other kinds, or
+    when it no longer qualifies: then the run must not start)."""
+    return _pinned_version(run, "model_version")
+
+
+def index_version_of(run: PipelineRun) -> IndexVersion | None:
+    """The index version an evaluate run measures (None for other kinds, or when it no longer
+    qualifies: then the run must not start)."""
+    return _pinned_version(run, "index_version")
+
+
+def _pinned_version(run: PipelineRun, name: str):
+    """The version the run's parameter `name` pins (VERSION_PARAMETERS), when the run is of
+    the kind that takes it and the version was built by a succeeded run of its pipeline."""
+    if run.kind != VERSION_PARAMETERS[name]:
+        return None
+    model = ModelVersion if name == "model_version" else IndexVersion
+    return (
+        model.objects.filter(
+            pk=run.parameters.get(name),
+            run__pipeline_id=run.pipeline_id,
+            run__state=RunState.SUCCEEDED,
+        )
+        .select_related("run")
+        .first()
+    )
 
 
 def version_refusal(run: PipelineRun) -> str:
     """Why the version a single-step run names no longer qualifies ("" when it does)."""
     for name, takes in VERSION_PARAMETERS.items():
-        if run.kind == takes and version_of(run) is None:
+        if run.kind == takes and _pinned_version(run, name) is None:
             return (
                 f"its {name.replace('_', ' ')} {run.parameters.get(name)} is no longer a "
                 "version of this pipeline built by a succeeded run"

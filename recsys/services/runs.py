@@ -32,6 +32,7 @@ from recsys.choices import TERMINAL_RUN_STATES, IndexStatus, RunKind, RunState
 from recsys.constants import RUN_LOG_MAX_CHARS, RUN_QUEUES
 from recsys.models import IndexVersion, Pipeline, PipelineRun
 from recsys.pipelines.common import stable_hash
+from recsys.services.run_results import RunResults, run_results_record
 from recsys.services.run_validation import (
     USABLE_INPUT_STATES,
     check_inputs,
@@ -42,6 +43,7 @@ from recsys.services.run_validation import (
     visible_inputs,
 )
 from recsys.storage import remove_tree, run_dir, stored_files
+from recsys.transitions import assert_run_transition
 from teams.errors import PermissionDeniedError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -112,6 +114,8 @@ def _required_teams(run: PipelineRun) -> list:
 
 
 def _set_state(*, actor, run: PipelineRun, state: str, verb: str, **fields) -> None:
+    """Every change of a run's state: allowed by RUN_TRANSITIONS, saved, audited."""
+    assert_run_transition(run.state, state, what=f"Run #{run.pk}")
     before = _run_state(run)
     run.state = state
     for name, value in fields.items():
@@ -367,19 +371,20 @@ def run_finish(
     error: str = "",
     outputs: dict | None = None,
     timings: dict | None = None,
-    record=None,
+    results: RunResults | None = None,
 ) -> bool:
     """Compare-and-set the end of a running attempt (a cancelled run is not resurrected).
-    `record()` makes the versions a succeeding attempt produced (returns their ids, added to
-    the outputs) in the same transaction: only an attempt that succeeds registers any."""
+    The `results` of a succeeding attempt (its cleaned catalog, model and index versions) are
+    recorded, audited, in the same transaction, their ids added to the outputs: only an
+    attempt that succeeds registers any."""
     with transaction.atomic():
         run = PipelineRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.state != RunState.RUNNING or run.attempt != attempt:
             return False
         if run.cancel_requested and outcome != RunState.FAILED:
             outcome, error = RunState.CANCELLED, error or "cancelled by request"
-        if outcome == RunState.SUCCEEDED and record is not None:
-            outputs = {**(outputs or {}), **record()}
+        if outcome == RunState.SUCCEEDED and results is not None:
+            outputs = {**(outputs or {}), **run_results_record(run=run, results=results)}
         _append_log(run, f"{outcome.upper()}{': ' + error if error else ''}")
         _set_state(
             actor=None,

@@ -10,7 +10,7 @@ import pandas as pd
 from data import demo_generator as gen
 from recsys.constants import RUN_PARAMETERS
 from recsys.models import ActiveIndex, IndexVersion, ModelVersion, PipelineRun
-from recsys.pipelines import retrain
+from recsys.pipelines import steps
 
 PARAMS = {name: spec[1] for name, spec in RUN_PARAMETERS.items()} | {"max_length": 32}
 
@@ -22,8 +22,8 @@ def demo_frames(n_products: int = 240, seed: int = 5) -> tuple[pd.DataFrame, pd.
 
 
 def build_artifact(out_dir, model_path: str, catalog: pd.DataFrame, events: pd.DataFrame):
-    catalog, _report = retrain.clean_catalog(catalog)
-    return retrain.build_catalog_index(
+    catalog, _report = steps.clean_catalog(catalog)
+    return steps.build_catalog_index(
         catalog, model_path, PARAMS, out_dir, lambda: False, events=events
     )
 

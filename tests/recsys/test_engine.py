@@ -12,7 +12,7 @@ from recsys.pipelines import products as product_tables
 from recsys.pipelines.engine import SearchEngine, UnknownProductError, UnknownUserError
 from recsys.pipelines.lexical import LexicalIndex, hybrid_fusion, reciprocal_rank_fusion
 from recsys.pipelines.products import FilterError
-from recsys.pipelines.retrain import product_texts
+from recsys.pipelines.steps import product_texts
 from tests.recsys.search_setup import PARAMS, build_artifact, demo_frames
 
 

@@ -20,6 +20,7 @@ from recsys import services
 from recsys.execution import execute
 from recsys.models import ActiveIndex, IndexVersion, PipelineRun
 from recsys.pipelines.encoding import resolve_device
+from recsys.pipelines.engine import SEARCH_MODES
 from recsys.pipelines.fusion import FUSION_WEIGHTS
 from recsys.services.runs import run_start
 from recsys.serving import EngineSpec
@@ -286,7 +287,7 @@ def test_activation_needs_approval_gate_and_intact_files_then_rollback(
     assert EngineSpec.of(candidate).dense_weight == fusion["dense_weight"]
     approval = services.index_request_activation(actor=org.user("beta.ops"), index=candidate)
     gov.approval_decide(actor=org.user("beta.lead"), request=approval, verdict="approve")
-    assert candidate.metrics["default_mode"] in ("dense", "bm25", "hybrid")
+    assert candidate.metrics["default_mode"] in SEARCH_MODES
     candidate.metrics = {
         **candidate.metrics,
         "default_mode": "dense",  # the gate judges the mode the index would serve
@@ -445,15 +446,15 @@ def test_a_killed_attempt_leaves_no_stored_cleaned_catalog_once_the_sweep_finds_
     from django.utils import timezone
 
     from recsys import execution
-    from recsys.pipelines import retrain
+    from recsys.pipelines import steps
 
     def killed(*args, **kwargs):
         raise WorkerKilled
 
     media = Path(settings.MEDIA_ROOT)
     before = set(media.rglob("catalog.clean*.csv"))
-    monkeypatch.setattr(retrain, "fine_tune", killed)
-    monkeypatch.setattr(execution._Records, "discard_unrecorded", lambda self: None)
+    monkeypatch.setattr(steps, "fine_tune", killed)
+    monkeypatch.setattr(execution, "run_results_discard_unrecorded", lambda results: None)
     run = _request(pipeline_org)
     _approve_all(pipeline_org, run, django_capture_on_commit_callbacks)
     with pytest.raises(WorkerKilled):
@@ -524,19 +525,19 @@ def test_a_failed_attempt_registers_no_cleaned_catalog_version_and_its_retry_reg
     """The catalog is cleaned first; fine-tuning then dies (out of memory, or the task's soft
     time limit). The cleaned catalog of a failed attempt must not reach the catalog's stewards
     as a new version."""
-    from recsys.pipelines import retrain
+    from recsys.pipelines import steps
 
     org = pipeline_org
     settings.STEWARD_RUN_SOFT_TIME_LIMIT = 18000
     versions_before = DatasetVersion.objects.filter(asset=org.asset).count()
     media = Path(settings.MEDIA_ROOT)
     cleaned_files_before = set(media.rglob("catalog.clean*.csv"))
-    real_fine_tune = retrain.fine_tune
+    real_fine_tune = steps.fine_tune
 
     def fail(*args, **kwargs):
         raise failure
 
-    monkeypatch.setattr(retrain, "fine_tune", fail)
+    monkeypatch.setattr(steps, "fine_tune", fail)
     run = _request(org)
     _approve_all(org, run, django_capture_on_commit_callbacks)
     services.run_execute(run_id=run.pk, attempt=1)
@@ -548,7 +549,7 @@ def test_a_failed_attempt_registers_no_cleaned_catalog_version_and_its_retry_reg
     # The cleaned file was stored before run_finish (no slow I/O under its lock): it went too.
     assert set(media.rglob("catalog.clean*.csv")) == cleaned_files_before
 
-    monkeypatch.setattr(retrain, "fine_tune", real_fine_tune)
+    monkeypatch.setattr(steps, "fine_tune", real_fine_tune)
     with django_capture_on_commit_callbacks(execute=False):
         services.run_retry(actor=org.user("beta.ops"), run=run)
     services.run_execute(run_id=run.pk, attempt=2)

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from recsys import search
+from recsys.pipelines.engine import SEARCH_MODES
 from teams.errors import ApplicationError
 
 
@@ -26,7 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--queries", help="File with one query per line ('-' for stdin).")
         parser.add_argument("--k", type=int, default=10, help="Results per query (1-100).")
         parser.add_argument("--index", type=int, help="Index version (default: the active one).")
-        parser.add_argument("--mode", choices=("dense", "bm25", "hybrid"))
+        parser.add_argument("--mode", choices=SEARCH_MODES)
         parser.add_argument("--pipeline", help="Pipeline slug (default: product-search).")
         parser.add_argument("--json", action="store_true", help="One JSON object per query.")
         parser.add_argument("--as", dest="username", help="Run as this user (default: admin).")

@@ -1,8 +1,8 @@
-"""The steps of a full retrain as plain functions over frames and folders (no Django):
-clean the catalog, build training pairs, fine-tune, index the catalog, evaluate.
+"""The steps every run kind is made of, as plain functions over frames and folders (no
+Django): clean the catalog, build training pairs, fine-tune, index the catalog, evaluate.
 
-recsys/execution.py calls these with the approved inputs and reports progress; they only need
-parameters (a dict validated by the run's service) and paths.
+recsys/execution.py composes them into each kind's job, with the approved inputs, and reports
+progress; they only need parameters (a dict validated by the run's service) and paths.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.pipelines.common import ProgressFn
+from recsys.pipelines.engine import SEARCH_MODES
 from recsys.pipelines.fusion import cached_search, rankings, tune_fusion
 
 
@@ -221,9 +222,6 @@ def mode_search(index, lexical, encoder, params: dict, mode: str) -> Callable:
         return fused
 
     return {"dense": dense, "bm25": bm25, "hybrid": hybrid}[mode]
-
-
-SEARCH_MODES = ("dense", "bm25", "hybrid")
 
 
 def best_mode(metrics: dict) -> str:
