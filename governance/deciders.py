@@ -15,8 +15,8 @@ Everything that asks "may this user decide" derives from the definitions below:
 ``decide_check`` (the service's guard and the decide button, with the reason when refused),
 ``decidable_by`` (the same rule as a filter over ApprovalRequest: the inbox; and as the API's
 ``can_decide`` column) and
-``eligible_approvers`` (who is asked, i.e. notified). Approver roles are read only through
-``_holds_role`` and ``_role_q``, so storing them differently changes those two functions only.
+``eligible_approvers`` (who is asked, i.e. notified). Approver roles (a row per role of each
+requirement, ApprovalRequirementRole) are read only through ``_holds_role`` and ``_role_q``.
 tests/governance/test_four_eyes.py checks that the three answers agree.
 """
 
@@ -133,7 +133,7 @@ def _role_q(roles_by_team: dict[int, str]) -> Q:
     """Rule 3 as a filter over ApprovalRequirement (see _holds_role)."""
     q = Q(pk__in=[])
     for team_id, role in roles_by_team.items():
-        q |= Q(team_id=team_id, approver_roles__contains=f",{role},")
+        q |= Q(team_id=team_id, approver_roles__role=role)
     return q
 
 
@@ -154,7 +154,11 @@ def _facts(request: ApprovalRequest) -> _Facts:
     return _Facts(
         request=request,
         excluded=excluded_persons(request),
-        requirements=list(request.requirements.select_related("team").order_by("id")),
+        requirements=list(
+            request.requirements.select_related("team")
+            .prefetch_related("approver_roles")
+            .order_by("id")
+        ),
         decided=set(Decision.objects.filter(request=request).values_list("approver_id", flat=True)),
     )
 

@@ -93,6 +93,7 @@ def requests_for_subject(subject) -> list[ApprovalRequest]:
         .select_related("requester")
         .prefetch_related(
             "requirements__team",
+            "requirements__approver_roles",
             Prefetch("decisions", queryset=Decision.objects.select_related("approver", "team")),
         )
         .order_by("-created_at")
@@ -112,6 +113,7 @@ def approval_inbox_for_user(*, user) -> QuerySet[ApprovalRequest]:
 def _with_context(qs: QuerySet[ApprovalRequest]) -> QuerySet[ApprovalRequest]:
     return qs.select_related("requester", "subject_type").prefetch_related(
         "requirements__team",
+        "requirements__approver_roles",
         Prefetch("decisions", queryset=Decision.objects.select_related("approver", "team")),
     )
 
@@ -167,6 +169,7 @@ def approvals_visible_to(*, user) -> QuerySet[ApprovalRequest]:
         .select_related("requester", "subject_type")
         .prefetch_related(
             "requirements__team",
+            "requirements__approver_roles",
             Prefetch("decisions", queryset=Decision.objects.select_related("approver", "team")),
         )
         .order_by("-created_at", "-id")
@@ -302,5 +305,8 @@ def policies_for_team(*, user, team_slug: str) -> tuple:
     from teams.selectors import team_get_for_user
 
     team = team_get_for_user(user=user, slug=team_slug)
-    stored = {p.kind: p for p in ApprovalPolicy.objects.filter(team=team)}
+    stored = {
+        p.kind: p
+        for p in ApprovalPolicy.objects.filter(team=team).prefetch_related("approver_roles")
+    }
     return team, {kind: stored.get(kind) for kind in ApprovalKind.values}

@@ -279,7 +279,11 @@ class ApprovalPolicyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         from teams import permissions as team_perms
 
         visible = team_perms.teams_with_perm(self.request.user, team_perms.VIEW_TEAM)
-        qs = ApprovalPolicy.objects.filter(team__in=visible).select_related("team")
+        qs = (
+            ApprovalPolicy.objects.filter(team__in=visible)
+            .select_related("team")
+            .prefetch_related("approver_roles")
+        )
         team = self.request.query_params.get("team")
         return (qs.filter(team__slug=team) if team else qs).order_by("team__name", "kind")
 

@@ -24,6 +24,7 @@ from rest_framework.test import APIClient
 from governance.models import (
     ApprovalRequest,
     ApprovalRequirement,
+    ApprovalRequirementRole,
     AssetSLA,
     DataAsset,
     DatasetVersion,
@@ -140,13 +141,16 @@ class Catalogs:
         ApprovalRequirement.objects.bulk_create(
             [
                 ApprovalRequirement(
-                    request=r,
-                    team=alpha,
-                    approver_roles=",steward,lead,",
-                    quorum=2,
-                    approvals=1 if i % 2 == 0 else 0,
+                    request=r, team=alpha, quorum=2, approvals=1 if i % 2 == 0 else 0
                 )
                 for i, r in zip(new, requests, strict=True)
+            ]
+        )
+        ApprovalRequirementRole.objects.bulk_create(
+            [
+                ApprovalRequirementRole(requirement=requirement, role=role)
+                for requirement in ApprovalRequirement.objects.filter(request__in=requests)
+                for role in ("steward", "lead")
             ]
         )
         Decision.objects.bulk_create(
@@ -264,7 +268,15 @@ def test_approvals_inbox_ui(catalogs, client):
 def test_approvals_inbox_api(catalogs):
     client = api(catalogs.org.user("alpha.lead"))
     url = "/api/v1/approvals/inbox/"
-    small = count(client, url, expect=[f'"count":{SMALL}', '"approver":"alpha.steward"'])
+    small = count(
+        client,
+        url,
+        expect=[
+            f'"count":{SMALL}',
+            '"approver":"alpha.steward"',
+            '"approver_roles":["steward","lead"]',
+        ],
+    )
     catalogs.grow(LARGE)
     large = count(client, url, expect=[f'"count":{LARGE}', '"approver":"alpha.steward"'])
     assert_constant("approvals inbox API GET /api/v1/approvals/inbox/", small, large)
