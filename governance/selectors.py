@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, Prefetch, Q, QuerySet, Value
+from django.db.models import Count, Max, Prefetch, Q, QuerySet, Value
 from django.utils import timezone
 
 from governance.choices import ApprovalState, IncidentStatus, ProfileStatus, VersionStatus
 from governance.deciders import can_decide_annotation, decidable_by
 from governance.models import (
     ApprovalRequest,
+    ApprovalRequirement,
     AuditEvent,
     DataAsset,
     DatasetVersion,
@@ -91,12 +92,46 @@ def requests_for_subject(subject) -> list[ApprovalRequest]:
             subject_type=ContentType.objects.get_for_model(subject), subject_id=subject.pk
         )
         .select_related("requester")
-        .prefetch_related(
-            "requirements__team",
-            "requirements__approver_roles",
-            Prefetch("decisions", queryset=Decision.objects.select_related("approver", "team")),
-        )
+        .prefetch_related(_requirements(), _decisions())
         .order_by("-created_at")
+    )
+
+
+def approvals_latest_for(
+    subjects, *, requirements: bool = True, decisions: bool = True
+) -> dict[int, ApprovalRequest]:
+    """The latest approval request of each subject (instances of one model), by subject pk,
+    with its requirements (team, roles) and decisions (approver, team) loaded unless told
+    not to: in a fixed number of queries whatever the number of subjects. Subjects never
+    asked for are absent."""
+    subjects = list(subjects)
+    if not subjects:
+        return {}
+    latest = (
+        ApprovalRequest.objects.filter(
+            subject_type=ContentType.objects.get_for_model(subjects[0]),
+            subject_id__in=[s.pk for s in subjects],
+        )
+        .order_by()
+        .values("subject_id")
+        .annotate(latest=Max("id"))
+        .values("latest")
+    )
+    qs = ApprovalRequest.objects.filter(pk__in=latest).select_related("requester", "subject_type")
+    if requirements:
+        qs = qs.prefetch_related(_requirements())
+    if decisions:
+        qs = qs.prefetch_related(_decisions())
+    return {r.subject_id: r for r in qs}
+
+
+def approval_latest_for(
+    subject, *, requirements: bool = True, decisions: bool = True
+) -> ApprovalRequest | None:
+    """The latest approval request of `subject` (None when none was opened), loaded as
+    approvals_latest_for says."""
+    return approvals_latest_for([subject], requirements=requirements, decisions=decisions).get(
+        subject.pk
     )
 
 
@@ -112,10 +147,22 @@ def approval_inbox_for_user(*, user) -> QuerySet[ApprovalRequest]:
 
 def _with_context(qs: QuerySet[ApprovalRequest]) -> QuerySet[ApprovalRequest]:
     return qs.select_related("requester", "subject_type").prefetch_related(
-        "requirements__team",
-        "requirements__approver_roles",
-        Prefetch("decisions", queryset=Decision.objects.select_related("approver", "team")),
+        _requirements(), _decisions()
     )
+
+
+def _requirements() -> Prefetch:
+    """A request's required teams with their approver roles (2 queries)."""
+    return Prefetch(
+        "requirements",
+        queryset=ApprovalRequirement.objects.select_related("team").prefetch_related(
+            "approver_roles"
+        ),
+    )
+
+
+def _decisions() -> Prefetch:
+    return Prefetch("decisions", queryset=Decision.objects.select_related("approver", "team"))
 
 
 def attach_versions(requests: list[ApprovalRequest]) -> list[ApprovalRequest]:
@@ -164,14 +211,8 @@ def approvals_visible_to(*, user) -> QuerySet[ApprovalRequest]:
     it now: governance.deciders)."""
     ids = ApprovalRequest.objects.filter(requirements__team__in=_visible_teams(user)).values("pk")
     return (
-        ApprovalRequest.objects.filter(pk__in=ids)
+        _with_context(ApprovalRequest.objects.filter(pk__in=ids))
         .annotate(can_decide=can_decide_annotation(user))
-        .select_related("requester", "subject_type")
-        .prefetch_related(
-            "requirements__team",
-            "requirements__approver_roles",
-            Prefetch("decisions", queryset=Decision.objects.select_related("approver", "team")),
-        )
         .order_by("-created_at", "-id")
     )
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from django.contrib.contenttypes.models import ContentType
 from django.db.models import Prefetch, QuerySet
 from django.urls import reverse
 
 from governance.choices import VersionStatus
-from governance.models import ApprovalRequest, DatasetVersion, Decision
+from governance.deciders import approvers_by_team
+from governance.models import DatasetVersion
 from recsys import permissions
 from recsys.models import IndexVersion, Pipeline, PipelineRun
 from teams import permissions as team_perms
@@ -68,35 +68,15 @@ def run_get_for_user(*, user, pk: int) -> PipelineRun:
     return run
 
 
-def approval_of(subject, kind: str) -> ApprovalRequest | None:
-    return (
-        ApprovalRequest.objects.filter(
-            kind=kind,
-            subject_type=ContentType.objects.get_for_model(subject),
-            subject_id=subject.pk,
-        )
-        .prefetch_related(
-            "requirements__team",
-            Prefetch("decisions", queryset=Decision.objects.select_related("approver", "team")),
-        )
-        .order_by("-id")
-        .first()
-    )
-
-
-def run_blockers(run: PipelineRun, request: ApprovalRequest | None) -> list[str]:
-    """Why the run cannot start yet, in words an operator can act on."""
-    from governance.services.approvals import eligible_approvers
-
+def run_blockers(run: PipelineRun, request) -> list[str]:
+    """Why the run cannot start yet, in words an operator can act on. `request` is the run's
+    latest approval request (governance.selectors.approval_latest_for) or None."""
     reasons = []
     if request is not None and request.state == "pending":
+        approvers = approvers_by_team(request)
         for requirement in request.requirements.all():
             if requirement.approvals < requirement.quorum:
-                names = sorted(
-                    u.get_username()
-                    for u in eligible_approvers(request)
-                    if u.memberships.filter(team=requirement.team).exists()
-                )
+                names = [u.get_username() for u in approvers.get(requirement.team_id, [])]
                 reasons.append(
                     f"waiting for {requirement.team.name}: {requirement.approvals}/"
                     f"{requirement.quorum} approvals (approvers: "

@@ -10,8 +10,8 @@ from django.shortcuts import redirect, render
 from django.views import View
 from django.views.generic import TemplateView
 
+from governance import selectors as gov_selectors
 from governance.charts import sparkline
-from governance.choices import ApprovalKind
 from governance.models import DatasetVersion
 from recsys import permissions, selectors, services
 from recsys.choices import TERMINAL_RUN_STATES
@@ -40,9 +40,10 @@ class PipelineDetailView(LoginRequiredMixin, TemplateView):
             selectors.runs_for_user(user=self.request.user, pipeline=pipeline), 20
         ).get_page(self.request.GET.get("page"))
         indexes = list(selectors.indexes_of(pipeline)[:20])
+        activations = gov_selectors.approvals_latest_for(indexes)
         for index in indexes:
             index.gate_ok, index.gate_detail = services.quality_gate(index)
-            index.activation = selectors.approval_of(index, ApprovalKind.INDEX_ACTIVATION)
+            index.activation = activations.get(index.pk)
         history = [
             (ix.metrics or {}).get("fine_tuned", {}).get("ndcg@10") for ix in reversed(indexes)
         ]
@@ -121,7 +122,7 @@ class RunDetailView(LoginRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         user = self.request.user
         run = selectors.run_get_for_user(user=user, pk=kwargs["pk"])
-        request = selectors.approval_of(run, ApprovalKind.PIPELINE_RUN)
+        request = gov_selectors.approval_latest_for(run)
         model = run.model_versions.first()
         curve = [p.get("loss", 0.0) for p in (model.training_curve if model else [])]
         return super().get_context_data(

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from governance.audit import audit_record
 from governance.choices import ApprovalKind, ApprovalState
-from governance.models import ApprovalRequest
+from governance.selectors import approval_latest_for
 from governance.services.approvals import SubjectHandler, approval_request_open
 from recsys import permissions
 from recsys.choices import IndexStatus
@@ -72,23 +72,15 @@ def index_content_hash(index: IndexVersion) -> str:
     return stable_hash([index.pk, index.checksum, index.path])
 
 
-def _activation_request(index: IndexVersion) -> ApprovalRequest | None:
-    return (
-        ApprovalRequest.objects.filter(kind=ApprovalKind.INDEX_ACTIVATION, subject_id=index.pk)
-        .order_by("-id")
-        .first()
-    )
-
-
 @transaction.atomic
-def index_request_activation(*, actor, index: IndexVersion, reason: str = "") -> ApprovalRequest:
+def index_request_activation(*, actor, index: IndexVersion, reason: str = ""):
     """Ask the pipeline team (its lead by default) to approve serving this index."""
     permissions.require_run(actor, index.pipeline, "request the activation of this index")
     if index.status != IndexStatus.CANDIDATE:
         raise ValidationError(
             f"Index v{index.pk} is {index.status}: only a candidate can be activated."
         )
-    current = _activation_request(index)
+    current = approval_latest_for(index, requirements=False, decisions=False)
     if current is not None and current.state in (ApprovalState.PENDING, ApprovalState.APPROVED):
         raise ValidationError(f"Activation of index v{index.pk} is already {current.state}.")
     return approval_request_open(
@@ -133,7 +125,7 @@ def _activation_check(actor, index: IndexVersion) -> str:
     permissions.require_run(actor, index.pipeline, "activate indexes of this pipeline")
     if index.status != IndexStatus.CANDIDATE:
         raise ValidationError(f"Index v{index.pk} is {index.status}.")
-    request = _activation_request(index)
+    request = approval_latest_for(index, requirements=False, decisions=False)
     if request is None or request.state != ApprovalState.APPROVED:
         raise PermissionDeniedError(
             f"Index v{index.pk} needs an approved activation request first."
