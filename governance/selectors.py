@@ -86,6 +86,33 @@ def version_get_for_user(*, user, pk: int) -> DatasetVersion:
     return version
 
 
+def dataset_versions(*, ids=None, assets=None, statuses=None) -> QuerySet[DatasetVersion]:
+    """Dataset versions (all, or those of `ids`, of `assets`, in `statuses`; each may be a
+    list or a queryset) with their asset, its owning team and the uploader loaded: how the
+    apps above governance read versions they already hold (a run's inputs) without asking
+    who may see them."""
+    qs = DatasetVersion.objects.select_related("asset__owning_team", "uploaded_by")
+    if ids is not None:
+        qs = qs.filter(pk__in=ids)
+    if assets is not None:
+        qs = qs.filter(asset__in=assets)
+    if statuses is not None:
+        qs = qs.filter(status__in=statuses)
+    return qs
+
+
+def incidents_open_on_assets_of(versions) -> QuerySet[Incident]:
+    """Open incidents on the assets of `versions` (a list or a queryset), oldest first, with
+    the asset loaded."""
+    return (
+        Incident.objects.filter(asset__versions__in=versions)
+        .exclude(status=IncidentStatus.RESOLVED)
+        .select_related("asset")
+        .distinct()
+        .order_by("opened_at", "pk")
+    )
+
+
 def requests_for_subject(subject) -> list[ApprovalRequest]:
     return list(
         ApprovalRequest.objects.filter(

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from governance.models import DatasetVersion
-from governance.selectors import approvals_latest_for
+from governance.selectors import approvals_latest_for, dataset_versions
 from recsys import permissions, serving
 from recsys.models import IndexVersion, Pipeline, PipelineRun
 from recsys.pipelines.engine import MODES, Answer, SearchEngine, UnknownProductError
@@ -262,19 +261,14 @@ def index_provenance(index: IndexVersion) -> dict:
     }
     run, index_run = runs[run.pk], runs[index_run.pk]
     inputs = list(
-        DatasetVersion.objects.filter(pipeline_runs__in=list(runs))
-        .distinct()
-        .select_related("asset__owning_team", "uploaded_by")
-        .order_by("asset__kind", "pk")
+        dataset_versions(
+            ids=PipelineRun.objects.filter(pk__in=list(runs)).values("inputs")
+        ).order_by("asset__kind", "pk")
     )
     cleaned_id = (index_run.outputs or {}).get("cleaned_version") or (run.outputs or {}).get(
         "cleaned_version"
     )
-    cleaned = (
-        DatasetVersion.objects.select_related("asset").filter(pk=cleaned_id).first()
-        if cleaned_id
-        else None
-    )
+    cleaned = dataset_versions(ids=[cleaned_id]).first() if cleaned_id else None
     producers = {
         (r.outputs or {}).get("cleaned_version"): r
         for r in PipelineRun.objects.filter(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.db.models import Prefetch, QuerySet
 from django.urls import reverse
 
+from governance import selectors as gov_selectors
 from governance.choices import VersionStatus
 from governance.deciders import approvers_by_team
-from governance.models import DatasetVersion
 from recsys import permissions
 from recsys.models import IndexVersion, Pipeline, PipelineRun
 from teams import permissions as team_perms
@@ -57,9 +57,7 @@ def run_get_for_user(*, user, pk: int) -> PipelineRun:
     run = (
         PipelineRun.objects.filter(pipeline__owning_team__in=_visible_teams(user))
         .select_related("pipeline__owning_team", "requested_by")
-        .prefetch_related(
-            Prefetch("inputs", queryset=DatasetVersion.objects.select_related("asset__owning_team"))
-        )
+        .prefetch_related(Prefetch("inputs", queryset=gov_selectors.dataset_versions()))
         .filter(pk=pk)
         .first()
     )
@@ -92,15 +90,7 @@ def run_input_incidents(run: PipelineRun) -> list[dict]:
     """Open incidents on the assets of the run's inputs, oldest first: for its approvers to
     weigh (an incident does not stop an approved run; the stewards decide whether the data is
     fit to use). One query."""
-    from governance.models import Incident
-
-    open_incidents = (
-        Incident.objects.filter(asset__versions__pipeline_runs=run)
-        .exclude(status="resolved")
-        .select_related("asset")
-        .distinct()
-        .order_by("opened_at", "pk")
-    )
+    open_incidents = gov_selectors.incidents_open_on_assets_of(run.inputs.all())
     return [
         {
             "id": incident.pk,
@@ -115,14 +105,10 @@ def run_input_incidents(run: PipelineRun) -> list[dict]:
 
 def approved_inputs(pipeline: Pipeline) -> dict:
     """Per input asset, its approved versions (newest first) for the trigger form."""
-    versions = (
-        DatasetVersion.objects.filter(
-            asset__in=pipeline.input_assets.all(),
-            status__in=[VersionStatus.APPROVED, VersionStatus.SUPERSEDED],
-        )
-        .select_related("asset")
-        .order_by("asset__name", "-number")
-    )
+    versions = gov_selectors.dataset_versions(
+        assets=pipeline.input_assets.all(),
+        statuses=[VersionStatus.APPROVED, VersionStatus.SUPERSEDED],
+    ).order_by("asset__name", "-number")
     grouped: dict = {asset: [] for asset in pipeline.input_assets.all().order_by("name")}
     for version in versions:
         grouped.setdefault(version.asset, []).append(version)

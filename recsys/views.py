@@ -12,7 +12,6 @@ from django.views.generic import TemplateView
 
 from governance import selectors as gov_selectors
 from governance.charts import sparkline
-from governance.models import DatasetVersion
 from recsys import permissions, selectors, services
 from recsys.choices import TERMINAL_RUN_STATES
 from recsys.forms import RunRequestForm
@@ -92,7 +91,7 @@ class RunRequestView(LoginRequiredMixin, View):
                     actor=request.user,
                     pipeline=self.pipeline,
                     kind=form.cleaned_data["kind"],
-                    inputs=list(DatasetVersion.objects.filter(pk__in=form.input_ids())),
+                    inputs=form.input_ids(),
                     parameters=form.parameters(),
                     reason=form.cleaned_data["reason"],
                 )

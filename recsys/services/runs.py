@@ -12,6 +12,7 @@ import socket
 import uuid
 from datetime import timedelta
 from functools import partial
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -20,7 +21,6 @@ from django.utils import timezone
 
 from governance.audit import audit_record, correlation_scope
 from governance.choices import ApprovalKind, ApprovalState
-from governance.models import DatasetVersion
 from governance.selectors import approval_latest_for
 from governance.services.approvals import (
     SubjectHandler,
@@ -43,6 +43,9 @@ from recsys.services.run_validation import (
 )
 from recsys.storage import remove_tree, run_dir, stored_files
 from teams.errors import PermissionDeniedError, ValidationError
+
+if TYPE_CHECKING:
+    from governance.models import DatasetVersion
 
 logger = logging.getLogger(__name__)
 
