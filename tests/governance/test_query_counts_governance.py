@@ -291,3 +291,29 @@ def test_sla_dashboard(catalogs, client):
     body = client.get(url).content.decode()
     assert body.count("/governance/assets/asset-") == LARGE  # every asset, no pagination
     assert_constant("SLA dashboard GET /governance/sla/", small, large)
+
+
+def test_notified_approvers_queries_do_not_grow_with_approvers_or_roles(catalogs):
+    """Who is asked to decide (governance.deciders.eligible_approvers, which the notifications
+    and the run blockers use) reads the role rows of every requirement at once."""
+    from governance import deciders
+    from teams import services as team_services
+    from tests.factories import UserFactory
+
+    org = catalogs.org
+    request = ApprovalRequest.objects.order_by("id").first()
+
+    def asked() -> tuple[int, list[str]]:
+        with CaptureQueriesContext(connection) as ctx:
+            names = [u.username for u in deciders.eligible_approvers(request)]
+        return len(ctx.captured_queries), names
+
+    small, names = asked()
+    assert names == ["alpha.lead"]  # alpha.steward has decided; alpha.engineer asked
+    for i in range(5):
+        team_services.membership_grant(
+            actor=org.admin, team=org.alpha, user=UserFactory(username=f"s{i}"), role="steward"
+        )
+    large, names = asked()
+    assert names == ["alpha.lead", "s0", "s1", "s2", "s3", "s4"]
+    assert large == small, f"{small} queries for 1 approver, {large} for 6"
