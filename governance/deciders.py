@@ -16,8 +16,8 @@ Everything that asks "may this user decide" derives from the definitions below:
 ``decidable_by`` (the same rule as a filter over ApprovalRequest: the inbox; and as the API's
 ``can_decide`` column) and
 ``eligible_approvers`` (who is asked, i.e. notified; ``approvers_by_team``: the same, per team
-they would approve for). Approver roles (a row per role of each
-requirement, ApprovalRequirementRole) are read only through ``_holds_role`` and ``_role_q``.
+they would approve for). Approver roles (ApprovalRequirementRole: a row per role of each
+requirement) are read only through ``_holds_role`` and ``_role_q``.
 tests/governance/test_four_eyes.py checks that the three answers agree.
 """
 
