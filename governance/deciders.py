@@ -15,8 +15,9 @@ Everything that asks "may this user decide" derives from the definitions below:
 ``decide_check`` (the service's guard and the decide button, with the reason when refused),
 ``decidable_by`` (the same rule as a filter over ApprovalRequest: the inbox; and as the API's
 ``can_decide`` column) and
-``eligible_approvers`` (who is asked, i.e. notified). Approver roles are read only through
-``_holds_role`` and ``_role_q``, so storing them differently changes those two functions only.
+``eligible_approvers`` (who is asked, i.e. notified; ``approvers_by_team``: the same, per team
+they would approve for). Approver roles (ApprovalRequirementRole: a row per role of each
+requirement) are read only through ``_holds_role`` and ``_role_q``.
 tests/governance/test_four_eyes.py checks that the three answers agree.
 """
 
@@ -133,7 +134,7 @@ def _role_q(roles_by_team: dict[int, str]) -> Q:
     """Rule 3 as a filter over ApprovalRequirement (see _holds_role)."""
     q = Q(pk__in=[])
     for team_id, role in roles_by_team.items():
-        q |= Q(team_id=team_id, approver_roles__contains=f",{role},")
+        q |= Q(team_id=team_id, approver_roles__role=role)
     return q
 
 
@@ -154,7 +155,11 @@ def _facts(request: ApprovalRequest) -> _Facts:
     return _Facts(
         request=request,
         excluded=excluded_persons(request),
-        requirements=list(request.requirements.select_related("team").order_by("id")),
+        requirements=list(
+            request.requirements.select_related("team")
+            .prefetch_related("approver_roles")
+            .order_by("id")
+        ),
         decided=set(Decision.objects.filter(request=request).values_list("approver_id", flat=True)),
     )
 
@@ -212,6 +217,22 @@ def can_decide_annotation(user):
 
 def eligible_approvers(request: ApprovalRequest) -> list:
     """The users who may decide `request` now (those notified of it), by username."""
+    return [user for user, _check in _allowed(request)]
+
+
+def approvers_by_team(request: ApprovalRequest) -> dict[int, list]:
+    """Team id -> the users who may decide `request` now for that team (they hold one of its
+    approver roles there), by username; a team nobody may approve for is absent."""
+    by_team: dict[int, list] = {}
+    for user, check in _allowed(request):
+        for requirement in check.requirements:
+            by_team.setdefault(requirement.team_id, []).append(user)
+    return by_team
+
+
+def _allowed(request: ApprovalRequest) -> list[tuple]:
+    """(user, allowed DecideCheck) for every user who may decide `request` now, by username:
+    in a fixed number of queries."""
     facts = _facts(request)
     roles: dict = {}
     users: dict = {}
@@ -221,5 +242,7 @@ def eligible_approvers(request: ApprovalRequest) -> list:
     for membership in memberships:
         roles.setdefault(membership.user_id, {})[membership.team_id] = membership.role
         users[membership.user_id] = membership.user
-    allowed = [users[pk] for pk in roles if _check(users[pk], facts, roles[pk])]
-    return sorted(allowed, key=lambda u: u.get_username())
+    allowed = [(users[pk], _check(users[pk], facts, roles[pk])) for pk in roles]
+    return sorted(
+        [(user, check) for user, check in allowed if check], key=lambda a: a[0].get_username()
+    )

@@ -17,6 +17,7 @@ from governance.choices import (
     Verdict,
     VersionStatus,
 )
+from teams.choices import Role
 
 
 class DataAsset(models.Model):
@@ -137,7 +138,6 @@ class ApprovalPolicy(models.Model):
 
     team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="policies")
     kind = models.CharField(max_length=24, choices=ApprovalKind.choices)
-    approver_roles = models.JSONField(default=list)
     quorum = models.PositiveSmallIntegerField(default=1)
     expiry_hours = models.PositiveIntegerField(null=True, blank=True)
 
@@ -151,6 +151,30 @@ class ApprovalPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.team}: {self.get_kind_display()} (quorum {self.quorum})"
+
+    @property
+    def roles(self) -> list[str]:
+        """The approver roles, in the order they were set (prefetch `approver_roles`)."""
+        return [row.role for row in self.approver_roles.all()]
+
+
+class ApprovalPolicyRole(models.Model):
+    """One role whose holders approve under a policy: a row per role, so "may this role
+    decide" is a join on every database (a JSON `contains` lookup is not, on SQLite)."""
+
+    policy = models.ForeignKey(
+        ApprovalPolicy, on_delete=models.CASCADE, related_name="approver_roles"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "role"], name="policyrole_unique_role"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy}: {self.role}"
 
 
 class ApprovalRequest(models.Model):
@@ -198,8 +222,6 @@ class ApprovalRequirement(models.Model):
         ApprovalRequest, on_delete=models.CASCADE, related_name="requirements"
     )
     team = models.ForeignKey("teams.Team", on_delete=models.PROTECT, related_name="+")
-    # ",steward,lead," so that "may this role decide" is a portable LIKE lookup.
-    approver_roles = models.CharField(max_length=120)
     quorum = models.PositiveSmallIntegerField(default=1)
     approvals = models.PositiveSmallIntegerField(default=0)
 
@@ -217,7 +239,28 @@ class ApprovalRequirement(models.Model):
 
     @property
     def roles(self) -> list[str]:
-        return [role for role in self.approver_roles.split(",") if role]
+        """The approver roles of the policy snapshot, in its order (prefetch `approver_roles`)."""
+        return [row.role for row in self.approver_roles.all()]
+
+
+class ApprovalRequirementRole(models.Model):
+    """One approver role of a requirement's policy snapshot (see ApprovalPolicyRole)."""
+
+    requirement = models.ForeignKey(
+        ApprovalRequirement, on_delete=models.CASCADE, related_name="approver_roles"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["requirement", "role"], name="requirementrole_unique_role"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.requirement}: {self.role}"
 
 
 class Decision(models.Model):

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, Prefetch, Q, QuerySet, Value
+from django.db.models import Count, Max, Prefetch, Q, QuerySet, Value
 from django.utils import timezone
 
 from governance.choices import ApprovalState, IncidentStatus, ProfileStatus, VersionStatus
 from governance.deciders import can_decide_annotation, decidable_by
 from governance.models import (
     ApprovalRequest,
+    ApprovalRequirement,
     AuditEvent,
     DataAsset,
     DatasetVersion,
@@ -85,17 +86,79 @@ def version_get_for_user(*, user, pk: int) -> DatasetVersion:
     return version
 
 
+def dataset_versions(*, ids=None, assets=None, statuses=None) -> QuerySet[DatasetVersion]:
+    """Dataset versions (all, or those of `ids`, of `assets`, in `statuses`; each may be a
+    list or a queryset) with their asset, its owning team and the uploader loaded: how the
+    apps above governance read versions they already hold (a run's inputs) without asking
+    who may see them."""
+    qs = DatasetVersion.objects.select_related("asset__owning_team", "uploaded_by")
+    if ids is not None:
+        qs = qs.filter(pk__in=ids)
+    if assets is not None:
+        qs = qs.filter(asset__in=assets)
+    if statuses is not None:
+        qs = qs.filter(status__in=statuses)
+    return qs
+
+
+def incidents_open_on_assets_of(versions) -> QuerySet[Incident]:
+    """Open incidents on the assets of `versions` (a list or a queryset), oldest first, with
+    the asset loaded."""
+    return (
+        Incident.objects.filter(asset__versions__in=versions)
+        .exclude(status=IncidentStatus.RESOLVED)
+        .select_related("asset")
+        .distinct()
+        .order_by("opened_at", "pk")
+    )
+
+
 def requests_for_subject(subject) -> list[ApprovalRequest]:
     return list(
         ApprovalRequest.objects.filter(
             subject_type=ContentType.objects.get_for_model(subject), subject_id=subject.pk
         )
         .select_related("requester")
-        .prefetch_related(
-            "requirements__team",
-            Prefetch("decisions", queryset=Decision.objects.select_related("approver", "team")),
-        )
+        .prefetch_related(_requirements(), _decisions())
         .order_by("-created_at")
+    )
+
+
+def approvals_latest_for(
+    subjects, *, requirements: bool = True, decisions: bool = True
+) -> dict[int, ApprovalRequest]:
+    """The latest approval request of each subject (instances of one model), by subject pk,
+    with its requirements (team, roles) and decisions (approver, team) loaded unless told
+    not to: in a fixed number of queries whatever the number of subjects. Subjects never
+    asked for are absent."""
+    subjects = list(subjects)
+    if not subjects:
+        return {}
+    latest = (
+        ApprovalRequest.objects.filter(
+            subject_type=ContentType.objects.get_for_model(subjects[0]),
+            subject_id__in=[s.pk for s in subjects],
+        )
+        .order_by()
+        .values("subject_id")
+        .annotate(latest=Max("id"))
+        .values("latest")
+    )
+    qs = ApprovalRequest.objects.filter(pk__in=latest).select_related("requester", "subject_type")
+    if requirements:
+        qs = qs.prefetch_related(_requirements())
+    if decisions:
+        qs = qs.prefetch_related(_decisions())
+    return {r.subject_id: r for r in qs}
+
+
+def approval_latest_for(
+    subject, *, requirements: bool = True, decisions: bool = True
+) -> ApprovalRequest | None:
+    """The latest approval request of `subject` (None when none was opened), loaded as
+    approvals_latest_for says."""
+    return approvals_latest_for([subject], requirements=requirements, decisions=decisions).get(
+        subject.pk
     )
 
 
@@ -111,9 +174,22 @@ def approval_inbox_for_user(*, user) -> QuerySet[ApprovalRequest]:
 
 def _with_context(qs: QuerySet[ApprovalRequest]) -> QuerySet[ApprovalRequest]:
     return qs.select_related("requester", "subject_type").prefetch_related(
-        "requirements__team",
-        Prefetch("decisions", queryset=Decision.objects.select_related("approver", "team")),
+        _requirements(), _decisions()
     )
+
+
+def _requirements() -> Prefetch:
+    """A request's required teams with their approver roles (2 queries)."""
+    return Prefetch(
+        "requirements",
+        queryset=ApprovalRequirement.objects.select_related("team").prefetch_related(
+            "approver_roles"
+        ),
+    )
+
+
+def _decisions() -> Prefetch:
+    return Prefetch("decisions", queryset=Decision.objects.select_related("approver", "team"))
 
 
 def attach_versions(requests: list[ApprovalRequest]) -> list[ApprovalRequest]:
@@ -162,13 +238,8 @@ def approvals_visible_to(*, user) -> QuerySet[ApprovalRequest]:
     it now: governance.deciders)."""
     ids = ApprovalRequest.objects.filter(requirements__team__in=_visible_teams(user)).values("pk")
     return (
-        ApprovalRequest.objects.filter(pk__in=ids)
+        _with_context(ApprovalRequest.objects.filter(pk__in=ids))
         .annotate(can_decide=can_decide_annotation(user))
-        .select_related("requester", "subject_type")
-        .prefetch_related(
-            "requirements__team",
-            Prefetch("decisions", queryset=Decision.objects.select_related("approver", "team")),
-        )
         .order_by("-created_at", "-id")
     )
 
@@ -302,7 +373,10 @@ def policies_for_team(*, user, team_slug: str) -> tuple:
     from teams.selectors import team_get_for_user
 
     team = team_get_for_user(user=user, slug=team_slug)
-    stored = {p.kind: p for p in ApprovalPolicy.objects.filter(team=team)}
+    stored = {
+        p.kind: p
+        for p in ApprovalPolicy.objects.filter(team=team).prefetch_related("approver_roles")
+    }
     return team, {kind: stored.get(kind) for kind in ApprovalKind.values}
 
 
@@ -310,7 +384,8 @@ def policies_list_for_user(*, user, team_slug: str | None = None) -> QuerySet:
     """Stored approval policies of the teams `user` can see (optionally of one team)."""
     from governance.models import ApprovalPolicy
 
-    qs = ApprovalPolicy.objects.filter(team__in=_visible_teams(user)).select_related("team")
+    qs = ApprovalPolicy.objects.filter(team__in=_visible_teams(user))
+    qs = qs.select_related("team").prefetch_related("approver_roles")
     if team_slug:
         qs = qs.filter(team__slug=team_slug)
     return qs.order_by("team__name", "kind")

@@ -494,7 +494,7 @@ class ApprovalPolicyView(LoginRequiredMixin, View):
         for kind, policy in self.policies.items():
             initial = {
                 "kind": kind,
-                "approver_roles": policy.approver_roles if policy else default_approver_roles(kind),
+                "approver_roles": policy.roles if policy else default_approver_roles(kind),
                 "quorum": policy.quorum if policy else DEFAULT_QUORUM,
                 "expiry_hours": policy.expiry_hours if policy else None,
             }

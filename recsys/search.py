@@ -12,10 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Prefetch
 
-from governance.choices import ApprovalKind
-from governance.models import ApprovalRequest, DatasetVersion, Decision
+from governance.selectors import approvals_latest_for, dataset_versions
 from recsys import permissions, serving
 from recsys.models import IndexVersion, Pipeline, PipelineRun
 from recsys.pipelines.engine import SEARCH_MODES, Answer, SearchEngine, UnknownProductError
@@ -226,23 +224,12 @@ def recommendations(*, user, user_id: str, k=None, pipeline=None, index=None) ->
 # -- provenance ---------------------------------------------------------------------------
 
 
-def _decisions_by_subject(kind: str, subject_ids) -> dict[int, list[dict]]:
-    """Approvals (who, team, when, verdict) of the latest request per subject, in 2 queries."""
-    requests = (
-        ApprovalRequest.objects.filter(kind=kind, subject_id__in=list(subject_ids))
-        .order_by("subject_id", "-id")
-        .prefetch_related(
-            Prefetch(
-                "decisions",
-                queryset=Decision.objects.select_related("approver", "team").order_by("id"),
-            )
-        )
-    )
+def _decisions_by_subject(subjects) -> dict[int, list[dict]]:
+    """Approvals (who, team, when, verdict) of the latest request per subject (instances of one
+    model), in a fixed number of queries."""
     out: dict[int, list[dict]] = {}
-    for request in requests:
-        if request.subject_id in out:
-            continue
-        out[request.subject_id] = [
+    for subject_id, request in approvals_latest_for(subjects, requirements=False).items():
+        out[subject_id] = [
             {
                 "approver": d.approver.get_username(),
                 "name": d.approver.get_full_name() or d.approver.get_username(),
@@ -274,29 +261,23 @@ def index_provenance(index: IndexVersion) -> dict:
     }
     run, index_run = runs[run.pk], runs[index_run.pk]
     inputs = list(
-        DatasetVersion.objects.filter(pipeline_runs__in=list(runs))
-        .distinct()
-        .select_related("asset__owning_team", "uploaded_by")
-        .order_by("asset__kind", "pk")
+        dataset_versions(
+            ids=PipelineRun.objects.filter(pk__in=list(runs)).values("inputs")
+        ).order_by("asset__kind", "pk")
     )
     cleaned_id = (index_run.outputs or {}).get("cleaned_version") or (run.outputs or {}).get(
         "cleaned_version"
     )
-    cleaned = (
-        DatasetVersion.objects.select_related("asset").filter(pk=cleaned_id).first()
-        if cleaned_id
-        else None
-    )
+    cleaned = dataset_versions(ids=[cleaned_id]).first() if cleaned_id else None
     producers = {
         (r.outputs or {}).get("cleaned_version"): r
         for r in PipelineRun.objects.filter(
             outputs__cleaned_version__in=[v.pk for v in inputs]
         ).select_related("requested_by")
     }
-    run_ids = set(runs) | {r.pk for r in producers.values()}
-    run_approvals = _decisions_by_subject(ApprovalKind.PIPELINE_RUN, run_ids)
-    version_approvals = _decisions_by_subject(ApprovalKind.DATASET_VERSION, [v.pk for v in inputs])
-    activation = _decisions_by_subject(ApprovalKind.INDEX_ACTIVATION, [index.pk]).get(index.pk, [])
+    run_approvals = _decisions_by_subject([*runs.values(), *producers.values()])
+    version_approvals = _decisions_by_subject(inputs)
+    activation = _decisions_by_subject([index]).get(index.pk, [])
 
     def run_entry(r: PipelineRun) -> dict:
         return {

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from django.contrib.contenttypes.models import ContentType
 from django.db.models import Prefetch, QuerySet
 from django.urls import reverse
 
+from governance import selectors as gov_selectors
 from governance.choices import VersionStatus
-from governance.models import ApprovalRequest, DatasetVersion, Decision
+from governance.deciders import approvers_by_team
 from recsys import permissions
 from recsys.models import ConsoleQuery, IndexVersion, Pipeline, PipelineRun, SavedQuerySet
 from teams import permissions as team_perms
@@ -57,9 +57,7 @@ def run_get_for_user(*, user, pk: int) -> PipelineRun:
     run = (
         PipelineRun.objects.filter(pipeline__owning_team__in=_visible_teams(user))
         .select_related("pipeline__owning_team", "requested_by")
-        .prefetch_related(
-            Prefetch("inputs", queryset=DatasetVersion.objects.select_related("asset__owning_team"))
-        )
+        .prefetch_related(Prefetch("inputs", queryset=gov_selectors.dataset_versions()))
         .filter(pk=pk)
         .first()
     )
@@ -68,35 +66,15 @@ def run_get_for_user(*, user, pk: int) -> PipelineRun:
     return run
 
 
-def approval_of(subject, kind: str) -> ApprovalRequest | None:
-    return (
-        ApprovalRequest.objects.filter(
-            kind=kind,
-            subject_type=ContentType.objects.get_for_model(subject),
-            subject_id=subject.pk,
-        )
-        .prefetch_related(
-            "requirements__team",
-            Prefetch("decisions", queryset=Decision.objects.select_related("approver", "team")),
-        )
-        .order_by("-id")
-        .first()
-    )
-
-
-def run_blockers(run: PipelineRun, request: ApprovalRequest | None) -> list[str]:
-    """Why the run cannot start yet, in words an operator can act on."""
-    from governance.services.approvals import eligible_approvers
-
+def run_blockers(run: PipelineRun, request) -> list[str]:
+    """Why the run cannot start yet, in words an operator can act on. `request` is the run's
+    latest approval request (governance.selectors.approval_latest_for) or None."""
     reasons = []
     if request is not None and request.state == "pending":
+        approvers = approvers_by_team(request)
         for requirement in request.requirements.all():
             if requirement.approvals < requirement.quorum:
-                names = sorted(
-                    u.get_username()
-                    for u in eligible_approvers(request)
-                    if u.memberships.filter(team=requirement.team).exists()
-                )
+                names = [u.get_username() for u in approvers.get(requirement.team_id, [])]
                 reasons.append(
                     f"waiting for {requirement.team.name}: {requirement.approvals}/"
                     f"{requirement.quorum} approvals (approvers: "
@@ -112,15 +90,7 @@ def run_input_incidents(run: PipelineRun) -> list[dict]:
     """Open incidents on the assets of the run's inputs, oldest first: for its approvers to
     weigh (an incident does not stop an approved run; the stewards decide whether the data is
     fit to use). One query."""
-    from governance.models import Incident
-
-    open_incidents = (
-        Incident.objects.filter(asset__versions__pipeline_runs=run)
-        .exclude(status="resolved")
-        .select_related("asset")
-        .distinct()
-        .order_by("opened_at", "pk")
-    )
+    open_incidents = gov_selectors.incidents_open_on_assets_of(run.inputs.all())
     return [
         {
             "id": incident.pk,
@@ -133,21 +103,12 @@ def run_input_incidents(run: PipelineRun) -> list[dict]:
     ]
 
 
-def input_versions(*, ids: list[int]) -> list[DatasetVersion]:
-    """The dataset versions a run request names (the service checks each is usable)."""
-    return list(DatasetVersion.objects.filter(pk__in=ids))
-
-
 def approved_inputs(pipeline: Pipeline) -> dict:
     """Per input asset, its approved versions (newest first) for the trigger form."""
-    versions = (
-        DatasetVersion.objects.filter(
-            asset__in=pipeline.input_assets.all(),
-            status__in=[VersionStatus.APPROVED, VersionStatus.SUPERSEDED],
-        )
-        .select_related("asset")
-        .order_by("asset__name", "-number")
-    )
+    versions = gov_selectors.dataset_versions(
+        assets=pipeline.input_assets.all(),
+        statuses=[VersionStatus.APPROVED, VersionStatus.SUPERSEDED],
+    ).order_by("asset__name", "-number")
     grouped: dict = {asset: [] for asset in pipeline.input_assets.all().order_by("name")}
     for version in versions:
         grouped.setdefault(version.asset, []).append(version)

@@ -8,8 +8,8 @@ from django.urls import reverse
 from django.views.generic import TemplateView
 
 from core.views import ObjectView, ServiceActionView
+from governance import selectors as gov_selectors
 from governance.charts import sparkline
-from governance.choices import ApprovalKind
 from recsys import permissions, selectors, services
 from recsys.actions import index_actions, pipeline_actions, run_actions
 from recsys.choices import TERMINAL_RUN_STATES, RunState
@@ -37,9 +37,10 @@ class PipelineDetailView(LoginRequiredMixin, TemplateView):
             selectors.runs_for_user(user=self.request.user, pipeline=pipeline), 20
         ).get_page(self.request.GET.get("page"))
         indexes = list(selectors.indexes_of(pipeline)[:20])
+        activations = gov_selectors.approvals_latest_for(indexes)
         for index in indexes:
             index.gate_ok, index.gate_detail = services.quality_gate(index)
-            index.activation = selectors.approval_of(index, ApprovalKind.INDEX_ACTIVATION)
+            index.activation = activations.get(index.pk)
             index.actions = index_actions(self.request.user, index, activation=index.activation)
         history = [
             (ix.metrics or {}).get("fine_tuned", {}).get("ndcg@10") for ix in reversed(indexes)
@@ -95,7 +96,7 @@ class RunRequestView(_PipelineObject, ServiceActionView):
             actor=self.request.user,
             pipeline=self.object,
             kind=form.cleaned_data["kind"],
-            inputs=selectors.input_versions(ids=form.input_ids()),
+            inputs=form.input_ids(),
             parameters=form.parameters(),
             reason=form.cleaned_data["reason"],
         )
@@ -122,7 +123,7 @@ class RunDetailView(_RunObject, TemplateView):
 
     def get_context_data(self, **kwargs):
         user, run = self.request.user, self.object
-        request = selectors.approval_of(run, ApprovalKind.PIPELINE_RUN)
+        request = gov_selectors.approval_latest_for(run)
         model = run.model_versions.first()
         curve = [p.get("loss", 0.0) for p in (model.training_curve if model else [])]
         waiting = run.state in (RunState.AWAITING_APPROVAL, RunState.QUEUED)

@@ -17,3 +17,14 @@ class UserFactory(factory.django.DjangoModelFactory):
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.test")
     first_name = factory.LazyAttribute(lambda u: u.username.split(".")[0].title())
     password = factory.django.Password(PASSWORD)
+
+
+def policy_create(*, team, kind, roles, **fields):
+    """A plain ApprovalPolicy row with a row per approver role (no service, no audit)."""
+    from governance.models import ApprovalPolicy, ApprovalPolicyRole
+
+    policy = ApprovalPolicy.objects.create(team=team, kind=kind, **fields)
+    ApprovalPolicyRole.objects.bulk_create(
+        ApprovalPolicyRole(policy=policy, role=role) for role in roles
+    )
+    return policy

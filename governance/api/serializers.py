@@ -214,7 +214,7 @@ class ApprovalRequestOutputSerializer(serializers.ModelSerializer):
                 "team": r.team.slug,
                 "approvals": r.approvals,
                 "quorum": r.quorum,
-                "approver_roles": [x for x in r.approver_roles.split(",") if x],
+                "approver_roles": r.roles,
             }
             for r in obj.requirements.all()
         ]
@@ -284,6 +284,8 @@ class AuditEventOutputSerializer(serializers.ModelSerializer):
 
 class ApprovalPolicyOutputSerializer(serializers.ModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    # The role rows as the list they replace (prefetched by the view); the schema is unchanged.
+    approver_roles = serializers.JSONField(source="roles", required=False)
 
     class Meta:
         model = ApprovalPolicy

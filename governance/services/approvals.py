@@ -26,7 +26,13 @@ from governance.constants import (
     DEFAULT_QUORUM,
 )
 from governance.deciders import decide_check, eligible_approvers
-from governance.models import ApprovalPolicy, ApprovalRequest, ApprovalRequirement, Decision
+from governance.models import (
+    ApprovalPolicy,
+    ApprovalRequest,
+    ApprovalRequirement,
+    ApprovalRequirementRole,
+    Decision,
+)
 from governance.transitions import InvalidTransitionError, assert_transition
 from teams.errors import PermissionDeniedError, ValidationError
 from teams.services import notification_send
@@ -76,10 +82,6 @@ def _state(request: ApprovalRequest) -> dict:
     }
 
 
-def _roles_field(roles: list[str]) -> str:
-    return "," + ",".join(roles) + ","
-
-
 @transaction.atomic
 def approval_request_open(*, actor, kind: str, subject, reason: str = "") -> ApprovalRequest:
     """Ask every team that owns the subject (and its inputs) to approve it."""
@@ -88,7 +90,12 @@ def approval_request_open(*, actor, kind: str, subject, reason: str = "") -> App
     teams = list({t.pk: t for t in handler.required_teams(subject)}.values())
     if not teams:
         raise ValidationError("Nothing to approve: the subject has no owning team.")
-    policies = {p.team_id: p for p in ApprovalPolicy.objects.filter(team__in=teams, kind=kind)}
+    policies = {
+        p.team_id: p
+        for p in ApprovalPolicy.objects.filter(team__in=teams, kind=kind).prefetch_related(
+            "approver_roles"
+        )
+    }
     expiry = min((p.expiry_hours for p in policies.values() if p.expiry_hours), default=None)
     latency = handler.latency_hours(subject)
     request = ApprovalRequest.objects.create(
@@ -101,16 +108,17 @@ def approval_request_open(*, actor, kind: str, subject, reason: str = "") -> App
         expires_at=now + timedelta(hours=expiry) if expiry else None,
         due_at=now + timedelta(hours=latency) if latency else None,
     )
+    roles = []
     for team in teams:
         policy = policies.get(team.pk)
-        ApprovalRequirement.objects.create(
-            request=request,
-            team=team,
-            approver_roles=_roles_field(
-                policy.approver_roles if policy else default_approver_roles(kind)
-            ),
-            quorum=policy.quorum if policy else DEFAULT_QUORUM,
+        requirement = ApprovalRequirement.objects.create(
+            request=request, team=team, quorum=policy.quorum if policy else DEFAULT_QUORUM
         )
+        roles += [
+            ApprovalRequirementRole(requirement=requirement, role=role)
+            for role in (policy.roles if policy else default_approver_roles(kind))
+        ]
+    ApprovalRequirementRole.objects.bulk_create(roles)
     audit_record(actor=actor, verb="approval.requested", target=request, after=_state(request))
     _notify_approvers(request=request, subject=subject, handler=handler)
     return request

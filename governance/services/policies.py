@@ -4,7 +4,7 @@ from django.db import transaction
 
 from governance.audit import audit_record
 from governance.choices import ApprovalKind
-from governance.models import ApprovalPolicy
+from governance.models import ApprovalPolicy, ApprovalPolicyRole
 from teams import permissions
 from teams.choices import Role
 from teams.errors import ValidationError
@@ -13,11 +13,11 @@ from teams.models import Team
 APPROVER_ROLE_CHOICES = (Role.LEAD, Role.STEWARD, Role.ENGINEER, Role.OPS)
 
 
-def _policy_state(policy: ApprovalPolicy) -> dict:
+def _policy_state(policy: ApprovalPolicy, roles: list[str]) -> dict:
     return {
         "team": policy.team.slug,
         "kind": policy.kind,
-        "approver_roles": policy.approver_roles,
+        "approver_roles": roles,
         "quorum": policy.quorum,
         "expiry_hours": policy.expiry_hours,
     }
@@ -53,17 +53,23 @@ def approvalpolicy_set(
     if expiry_hours is not None and expiry_hours < 1:
         raise ValidationError("The expiry is at least 1 hour (or none).", field="expiry_hours")
     policy = ApprovalPolicy.objects.select_for_update().filter(team=team, kind=kind).first()
-    before = _policy_state(policy) if policy else None
+    before = _policy_state(policy, policy.roles) if policy else None
     policy = policy or ApprovalPolicy(team=team, kind=kind)
-    policy.approver_roles, policy.quorum, policy.expiry_hours = roles, quorum, expiry_hours
-    if before is not None and _policy_state(policy) == before:
+    policy.quorum, policy.expiry_hours = quorum, expiry_hours
+    after = _policy_state(policy, roles)
+    if before is not None and after == before:
         raise ValidationError("Nothing to change.")
     policy.save()
+    if before is None or before["approver_roles"] != roles:
+        policy.approver_roles.all().delete()
+        ApprovalPolicyRole.objects.bulk_create(
+            ApprovalPolicyRole(policy=policy, role=role) for role in roles
+        )
     audit_record(
         actor=actor,
         verb="approvalpolicy.set",
         target=policy,
         before=before,
-        after=_policy_state(policy),
+        after=after,
     )
     return policy

@@ -5,6 +5,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from governance import selectors as gov_selectors
 from governance.api.serializers import ApprovalSummaryOutputSerializer
 from governance.approvals_api import approval_summary
 from recsys import selectors, services
@@ -104,9 +105,7 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         """Who still has to approve this run, why it cannot run yet, and the open incidents on
         its inputs (for the approvers to weigh; they do not stop an approved run)."""
         run = self.get_object()
-        from governance.choices import ApprovalKind
-
-        approval = selectors.approval_of(run, ApprovalKind.PIPELINE_RUN)
+        approval = gov_selectors.approval_latest_for(run)
         return Response(
             {
                 **approval_summary(approval),

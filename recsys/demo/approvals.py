@@ -55,7 +55,7 @@ def approve_as_demo(request: ApprovalRequest, *, subject: str, prefer, say: Say)
                 or requirement.approvals >= requirement.quorum
             ):
                 break
-            roles = [r for r in requirement.approver_roles.split(",") if r]
+            roles = requirement.roles
             decided = Decision.objects.filter(request=request).values("approver_id")
             approver = demo_member(
                 requirement.team,

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from governance.audit import audit_record
 from governance.choices import ApprovalKind
-from governance.models import ApprovalRequest
+from governance.selectors import approval_latest_for
 from governance.services.approvals import SubjectHandler, approval_request_open
 from recsys.actions import index_actions, pipeline_actions
 from recsys.choices import IndexStatus
@@ -73,20 +73,11 @@ def index_content_hash(index: IndexVersion) -> str:
     return stable_hash([index.pk, index.checksum, index.path])
 
 
-def _activation_request(index: IndexVersion) -> ApprovalRequest | None:
-    return (
-        ApprovalRequest.objects.filter(kind=ApprovalKind.INDEX_ACTIVATION, subject_id=index.pk)
-        .order_by("-id")
-        .first()
-    )
-
-
 @transaction.atomic
-def index_request_activation(*, actor, index: IndexVersion, reason: str = "") -> ApprovalRequest:
+def index_request_activation(*, actor, index: IndexVersion, reason: str = ""):
     """Ask the pipeline team (its lead by default) to approve serving this index."""
-    index_actions(actor, index, activation=_activation_request(index))[
-        "request_activation"
-    ].require()
+    activation = approval_latest_for(index, requirements=False, decisions=False)
+    index_actions(actor, index, activation=activation)["request_activation"].require()
     return approval_request_open(
         actor=actor,
         kind=ApprovalKind.INDEX_ACTIVATION,
@@ -126,7 +117,7 @@ def index_activate(*, actor, index: IndexVersion) -> ActiveIndex:
 
 def _activation_check(actor, index: IndexVersion) -> str:
     """Raises unless `actor` may serve `index` now; the quality gate's verdict otherwise."""
-    request = _activation_request(index)
+    request = approval_latest_for(index, requirements=False, decisions=False)
     index_actions(actor, index, activation=request)["activate"].require()
     if request.content_hash != index_content_hash(index):
         raise PermissionDeniedError("The index changed after its activation was approved.")

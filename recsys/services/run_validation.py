@@ -10,16 +10,19 @@ through the parameters hash.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from governance.choices import VersionStatus
-from governance.models import DatasetVersion
 from recsys.choices import RunKind, RunState
 from recsys.constants import RUN_PARAMETERS, VERSION_PARAMETERS
 from recsys.models import IndexVersion, ModelVersion, Pipeline, PipelineRun
 from recsys.pipelines.common import stable_hash
 from teams.errors import ValidationError
+
+if TYPE_CHECKING:
+    from governance.models import DatasetVersion
 
 # How a run names an earlier model version of its pipeline as its base model: "model:<id>".
 BASE_MODEL_VERSION_PREFIX = "model:"

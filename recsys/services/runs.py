@@ -12,6 +12,7 @@ import socket
 import uuid
 from datetime import timedelta
 from functools import partial
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -20,7 +21,7 @@ from django.utils import timezone
 
 from governance.audit import audit_record, correlation_scope
 from governance.choices import ApprovalKind, ApprovalState
-from governance.models import ApprovalRequest, DatasetVersion
+from governance.selectors import approval_latest_for
 from governance.services.approvals import (
     SubjectHandler,
     approval_request_open,
@@ -45,6 +46,9 @@ from recsys.services.run_validation import (
 from recsys.storage import remove_tree, run_dir, stored_files
 from recsys.transitions import assert_run_transition
 from teams.errors import PermissionDeniedError, ValidationError
+
+if TYPE_CHECKING:
+    from governance.models import DatasetVersion
 
 logger = logging.getLogger(__name__)
 
@@ -252,11 +256,7 @@ RUN_HANDLER = SubjectHandler(
 
 def _refusal(run: PipelineRun) -> str:
     """Why this run may not start now ("" when it may)."""
-    request = (
-        ApprovalRequest.objects.filter(kind=ApprovalKind.PIPELINE_RUN, subject_id=run.pk)
-        .order_by("-id")
-        .first()
-    )
+    request = approval_latest_for(run, requirements=False, decisions=False)
     if request is None or request.state != ApprovalState.APPROVED:
         return "its approval is missing or no longer valid"
     if request.content_hash != run_content_hash(run):
@@ -469,9 +469,8 @@ def run_cancel(*, actor, run: PipelineRun) -> PipelineRun:
         _append_log(run, f"cancel requested by {actor.get_username()}")
         audit_record(actor=actor, verb="pipelinerun.cancel_requested", target=run)
         return run
-    pending = ApprovalRequest.objects.filter(
-        kind=ApprovalKind.PIPELINE_RUN, subject_id=run.pk, state=ApprovalState.PENDING
-    ).first()
+    request = approval_latest_for(run, requirements=False, decisions=False)
+    pending = request if request is not None and request.state == ApprovalState.PENDING else None
     _set_state(
         actor=actor,
         run=run,

@@ -17,19 +17,23 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 
 from governance.audit import audit_record
-from governance.models import DatasetVersion
+from governance.selectors import dataset_versions
 from recsys.choices import RunKind
 from recsys.models import Pipeline
 from recsys.services.run_validation import REQUIRED_INPUT_KINDS, USABLE_INPUT_STATES
 from teams.choices import Role
 from teams.errors import ApplicationError, ValidationError
 from teams.selectors import accountable_for
+
+if TYPE_CHECKING:
+    from governance.models import DatasetVersion
 
 logger = logging.getLogger(__name__)
 CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
@@ -265,9 +269,7 @@ def newest_approved_inputs(pipeline: Pipeline) -> tuple[list[DatasetVersion], se
     """The newest usable version of each input asset, and the input kinds a full retrain
     needs that have none."""
     newest: dict[int, DatasetVersion] = {}
-    versions = DatasetVersion.objects.filter(
-        asset__in=pipeline.input_assets.all(), status__in=USABLE_INPUT_STATES
-    ).select_related("asset")
+    versions = dataset_versions(assets=pipeline.input_assets.all(), statuses=USABLE_INPUT_STATES)
     for version in versions.order_by("asset_id", "-number"):
         newest.setdefault(version.asset_id, version)
     kinds = {v.asset.kind for v in newest.values()}

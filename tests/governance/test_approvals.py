@@ -32,6 +32,7 @@ from teams import services as team_services
 from teams.errors import PermissionDeniedError, ValidationError
 from teams.models import Notification
 from tests.conftest import api_as
+from tests.factories import policy_create
 
 pytestmark = pytest.mark.django_db
 
@@ -144,7 +145,7 @@ def test_profiled_version_opens_a_pending_request_needing_the_owning_team(org, p
     requirement = request.requirements.get()
     assert requirement.team == org.alpha
     assert (requirement.quorum, requirement.approvals) == (1, 0)
-    assert requirement.approver_roles == ",steward,lead,"
+    assert requirement.roles == ["steward", "lead"]
     assert verbs_of(request) == ["approval.requested"]
 
 
@@ -162,23 +163,24 @@ def test_approvers_are_notified_when_a_request_opens(org, pending):
 
 
 def test_policy_sets_quorum_roles_and_expiry_snapshotted_at_request_time(org):
-    ApprovalPolicy.objects.create(
+    policy = policy_create(
         team=org.alpha,
         kind=ApprovalKind.DATASET_VERSION,
-        approver_roles=["steward"],
+        roles=["steward"],
         quorum=2,
         expiry_hours=48,
     )
     before = timezone.now()
     request = request_of(upload(org))
     requirement = request.requirements.get()
-    assert (requirement.quorum, requirement.approver_roles) == (2, ",steward,")
+    assert (requirement.quorum, requirement.roles) == (2, ["steward"])
     assert before + timedelta(hours=48) <= request.expires_at
     assert request.expires_at <= timezone.now() + timedelta(hours=48)
     # Changing the policy later does not change an open request.
-    ApprovalPolicy.objects.filter(team=org.alpha).update(quorum=1, approver_roles=["lead"])
+    ApprovalPolicy.objects.filter(team=org.alpha).update(quorum=1)
+    policy.approver_roles.update(role="lead")
     requirement.refresh_from_db()
-    assert (requirement.quorum, requirement.approver_roles) == (2, ",steward,")
+    assert (requirement.quorum, requirement.roles) == (2, ["steward"])
     # Only stewards were notified (the lead is not an approver under this policy).
     assert list(
         Notification.objects.filter(subject__startswith="Approval needed").values_list(
@@ -245,9 +247,7 @@ def test_approval_supersedes_the_previously_approved_version(org):
 
 
 def test_quorum_two_counts_approvals_of_two_stewards(org):
-    ApprovalPolicy.objects.create(
-        team=org.alpha, kind=ApprovalKind.DATASET_VERSION, approver_roles=["steward"], quorum=2
-    )
+    policy_create(team=org.alpha, kind=ApprovalKind.DATASET_VERSION, roles=["steward"], quorum=2)
     second = add_second_steward(org)
     version = upload(org)
     request = request_of(version)
@@ -290,9 +290,7 @@ def test_reject_with_a_comment_rejects_request_and_version(org, pending):
 
 
 def test_one_rejection_closes_a_quorum_two_request(org):
-    ApprovalPolicy.objects.create(
-        team=org.alpha, kind=ApprovalKind.DATASET_VERSION, approver_roles=["steward"], quorum=2
-    )
+    policy_create(team=org.alpha, kind=ApprovalKind.DATASET_VERSION, roles=["steward"], quorum=2)
     add_second_steward(org)
     version = upload(org)
     request = request_of(version)
@@ -309,10 +307,10 @@ def test_one_rejection_closes_a_quorum_two_request(org):
 
 @pytest.fixture
 def expiring(org):
-    ApprovalPolicy.objects.create(
+    policy_create(
         team=org.alpha,
         kind=ApprovalKind.DATASET_VERSION,
-        approver_roles=["steward", "lead"],
+        roles=["steward", "lead"],
         expiry_hours=1,
     )
     version = upload(org)
@@ -486,9 +484,7 @@ def test_approving_twice_after_quorum_one_is_refused(org, pending):
 
 
 def test_same_person_cannot_approve_twice_toward_a_quorum(org):
-    ApprovalPolicy.objects.create(
-        team=org.alpha, kind=ApprovalKind.DATASET_VERSION, approver_roles=["steward"], quorum=2
-    )
+    policy_create(team=org.alpha, kind=ApprovalKind.DATASET_VERSION, roles=["steward"], quorum=2)
     request = request_of(upload(org))
     decide(org, request, "alpha.steward")
     state = snapshot(request)

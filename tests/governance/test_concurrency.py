@@ -16,13 +16,14 @@ from django.db import connection
 from governance import services
 from governance.audit import verify_chain
 from governance.choices import ApprovalKind, ApprovalState, VersionStatus
-from governance.models import ApprovalPolicy, ApprovalRequest, AuditEvent, DatasetVersion, Decision
+from governance.models import ApprovalRequest, AuditEvent, DatasetVersion, Decision
 from governance.tasks import dataset_version_profile_task
 from governance.transitions import InvalidTransitionError
 from teams import services as team_services
 from teams.models import Notification
 from teams.tasks import notification_email_send_task
 from tests.conftest import build_org
+from tests.factories import policy_create
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -140,9 +141,7 @@ def test_concurrent_approvals_with_quorum_one_fire_once():
 
 def test_concurrent_approvals_with_quorum_two_both_count(isolated):
     org = build_org()
-    ApprovalPolicy.objects.create(
-        team=org.alpha, kind=ApprovalKind.DATASET_VERSION, approver_roles=["steward"], quorum=2
-    )
+    policy_create(team=org.alpha, kind=ApprovalKind.DATASET_VERSION, roles=["steward"], quorum=2)
     users = [org.user("alpha.steward"), second_steward(org)]
     version, request = submitted(org)
     assert request.requirements.get().quorum == 2

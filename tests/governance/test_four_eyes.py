@@ -19,7 +19,7 @@ from django.test import Client
 from governance import deciders, selectors
 from governance import services as gov
 from governance.choices import ApprovalKind
-from governance.models import ApprovalPolicy, ApprovalRequest, DatasetVersion
+from governance.models import ApprovalRequest, DatasetVersion
 from governance.services.approvals import handler_for
 from recsys import services as recsys_services
 from recsys.models import IndexVersion, ModelVersion
@@ -27,7 +27,7 @@ from teams import services as team_services
 from teams.errors import PermissionDeniedError
 from teams.models import Notification
 from tests.conftest import api_as, login
-from tests.factories import UserFactory
+from tests.factories import UserFactory, policy_create
 from tests.governance.test_approvals import snapshot, upload
 
 pytestmark = pytest.mark.django_db
@@ -107,9 +107,7 @@ def run_case(org, line) -> Case:
 def index_case(org, line) -> Case:
     """Under a policy where ops and leads approve activations: model.ops requested the run that
     trained the model, alpha.ops the run that built the index, alpha.lead asks to serve it."""
-    ApprovalPolicy.objects.create(
-        team=org.alpha, kind=ApprovalKind.INDEX_ACTIVATION, approver_roles=["lead", "ops"]
-    )
+    policy_create(team=org.alpha, kind=ApprovalKind.INDEX_ACTIVATION, roles=["lead", "ops"])
     member(org, "model.ops", "ops")
     member(org, "second.lead", "lead")
     model = ModelVersion.objects.create(

@@ -24,7 +24,7 @@ def set_policy(org, actor, team=None, **values):
 def test_leads_of_the_team_or_above_set_the_policy(org, actor):
     before = AuditEvent.objects.count()
     policy = set_policy(org, actor)
-    assert (policy.approver_roles, policy.quorum, policy.expiry_hours) == (["steward"], 2, 48)
+    assert (policy.roles, policy.quorum, policy.expiry_hours) == (["steward"], 2, 48)
     event = AuditEvent.objects.order_by("-id").first()
     assert AuditEvent.objects.count() == before + 1
     assert event.verb == "approvalpolicy.set"

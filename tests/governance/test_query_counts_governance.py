@@ -24,6 +24,7 @@ from rest_framework.test import APIClient
 from governance.models import (
     ApprovalRequest,
     ApprovalRequirement,
+    ApprovalRequirementRole,
     AssetSLA,
     DataAsset,
     DatasetVersion,
@@ -140,13 +141,16 @@ class Catalogs:
         ApprovalRequirement.objects.bulk_create(
             [
                 ApprovalRequirement(
-                    request=r,
-                    team=alpha,
-                    approver_roles=",steward,lead,",
-                    quorum=2,
-                    approvals=1 if i % 2 == 0 else 0,
+                    request=r, team=alpha, quorum=2, approvals=1 if i % 2 == 0 else 0
                 )
                 for i, r in zip(new, requests, strict=True)
+            ]
+        )
+        ApprovalRequirementRole.objects.bulk_create(
+            [
+                ApprovalRequirementRole(requirement=requirement, role=role)
+                for requirement in ApprovalRequirement.objects.filter(request__in=requests)
+                for role in ("steward", "lead")
             ]
         )
         Decision.objects.bulk_create(
@@ -264,7 +268,15 @@ def test_approvals_inbox_ui(catalogs, client):
 def test_approvals_inbox_api(catalogs):
     client = api(catalogs.org.user("alpha.lead"))
     url = "/api/v1/approvals/inbox/"
-    small = count(client, url, expect=[f'"count":{SMALL}', '"approver":"alpha.steward"'])
+    small = count(
+        client,
+        url,
+        expect=[
+            f'"count":{SMALL}',
+            '"approver":"alpha.steward"',
+            '"approver_roles":["steward","lead"]',
+        ],
+    )
     catalogs.grow(LARGE)
     large = count(client, url, expect=[f'"count":{LARGE}', '"approver":"alpha.steward"'])
     assert_constant("approvals inbox API GET /api/v1/approvals/inbox/", small, large)
@@ -279,3 +291,29 @@ def test_sla_dashboard(catalogs, client):
     body = client.get(url).content.decode()
     assert body.count("/governance/assets/asset-") == LARGE  # every asset, no pagination
     assert_constant("SLA dashboard GET /governance/sla/", small, large)
+
+
+def test_notified_approvers_queries_do_not_grow_with_approvers_or_roles(catalogs):
+    """Who is asked to decide (governance.deciders.eligible_approvers, which the notifications
+    and the run blockers use) reads the role rows of every requirement at once."""
+    from governance import deciders
+    from teams import services as team_services
+    from tests.factories import UserFactory
+
+    org = catalogs.org
+    request = ApprovalRequest.objects.order_by("id").first()
+
+    def asked() -> tuple[int, list[str]]:
+        with CaptureQueriesContext(connection) as ctx:
+            names = [u.username for u in deciders.eligible_approvers(request)]
+        return len(ctx.captured_queries), names
+
+    small, names = asked()
+    assert names == ["alpha.lead"]  # alpha.steward has decided; alpha.engineer asked
+    for i in range(5):
+        team_services.membership_grant(
+            actor=org.admin, team=org.alpha, user=UserFactory(username=f"s{i}"), role="steward"
+        )
+    large, names = asked()
+    assert names == ["alpha.lead", "s0", "s1", "s2", "s3", "s4"]
+    assert large == small, f"{small} queries for 1 approver, {large} for 6"

@@ -20,6 +20,7 @@ from teams import services as team_services
 from teams.errors import NotFoundError, PermissionDeniedError
 from teams.models import Notification
 from tests.conftest import api_as
+from tests.factories import policy_create
 
 pytestmark = pytest.mark.django_db
 
@@ -302,12 +303,11 @@ def test_overdue_approval_opens_an_incident_and_escalates(org, accountable):
 
 def test_expired_request_clears_its_latency_incident(org, accountable):
     from governance.choices import ApprovalKind
-    from governance.models import ApprovalPolicy
 
-    ApprovalPolicy.objects.create(
+    policy_create(
         team=org.alpha,
         kind=ApprovalKind.DATASET_VERSION,
-        approver_roles=["steward", "lead"],
+        roles=["steward", "lead"],
         expiry_hours=4,
     )
     set_sla(org, approval_latency_hours=1)
