@@ -19,7 +19,6 @@ import pytest
 from django.conf import settings
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db.models import Count, Max
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
@@ -36,7 +35,9 @@ from governance.models import (
     IncidentEvent,
 )
 from teams.models import Notification
+from tests import helpers
 from tests.factories import UserFactory
+from tests.helpers import audit_since, count_changes
 from tests.permission_matrix import MatrixOrg, shared_org
 
 CSV = b"id,name,price\n1,alpha,1.5\n2,beta,2.5\n3,gamma,3.5\n"
@@ -252,54 +253,25 @@ def g(gov_org, db) -> GovOrg:
 
 
 def snapshot() -> dict:
-    """What a refused request must leave alone."""
-    audit = AuditEvent.objects.aggregate(n=Count("id"), last=Max("id"))
-    versions = list(DatasetVersion.objects.order_by("id").values_list("id", "status"))
-    decisions = list(Decision.objects.order_by("id").values_list("id", "approver_id"))
-    return {
-        "counts": {
-            "versions": len(versions),
-            "decisions": len(decisions),
-            "audit_events": audit["n"],
-            "incident_events": IncidentEvent.objects.count(),
-            "notifications": Notification.objects.count(),
-        },
-        "last_audit_id": audit["last"],
-        "versions": versions,
-        "decisions": decisions,
-        "requests": list(ApprovalRequest.objects.order_by("id").values_list("id", "state")),
-        "requirements": list(
-            ApprovalRequirement.objects.order_by("id").values_list("id", "approvals")
-        ),
-        "incidents": list(
-            Incident.objects.order_by("id").values_list("id", "status", "acknowledged_by_id")
-        ),
-        "assets": list(
-            DataAsset.objects.order_by("id").values_list(
+    """What a refused request must leave alone (and the audit trail, tests/helpers.py)."""
+    state = helpers.snapshot(
+        {
+            "versions": DatasetVersion.objects.values_list("id", "status"),
+            "decisions": Decision.objects.values_list("id", "approver_id"),
+            "incident_events": IncidentEvent.objects.values_list("id", "kind"),
+            "notifications": Notification.objects.values_list("id", "recipient_id"),
+            "requests": ApprovalRequest.objects.values_list("id", "state"),
+            "requirements": ApprovalRequirement.objects.values_list("id", "approvals"),
+            "incidents": Incident.objects.values_list("id", "status", "acknowledged_by_id"),
+            "assets": DataAsset.objects.values_list(
                 "id", "name", "description", "classification", "retention_days"
-            )
-        ),
-        "slas": list(
-            AssetSLA.objects.order_by("id").values_list("id", "freshness_hours", "min_rows")
-        ),
-        "stored_files": sorted(str(p) for p in Path(settings.MEDIA_ROOT).rglob("*")),
-    }
-
-
-def count_changes(before: dict, after: dict) -> dict[str, int]:
-    return {
-        name: after["counts"][name] - value
-        for name, value in before["counts"].items()
-        if after["counts"][name] != value
-    }
-
-
-def audit_since(before: dict) -> list[tuple[str, str]]:
-    return list(
-        AuditEvent.objects.filter(id__gt=before["last_audit_id"] or 0)
-        .order_by("id")
-        .values_list("verb", "actor_repr")
+            ),
+            "slas": AssetSLA.objects.values_list("id", "freshness_hours", "min_rows"),
+        },
+        counted=("versions", "decisions", "incident_events", "notifications"),
     )
+    state["stored_files"] = sorted(str(p) for p in Path(settings.MEDIA_ROOT).rglob("*"))
+    return state
 
 
 # --- requests ------------------------------------------------------------------------------------

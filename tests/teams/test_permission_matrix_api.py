@@ -10,6 +10,7 @@ authentication works like token authentication.
 import pytest
 from rest_framework.test import APIClient
 
+from tests.helpers import audit_since, count_changes
 from tests.permission_matrix import (
     ACCESS,
     ACTIONS,
@@ -21,8 +22,6 @@ from tests.permission_matrix import (
     NEW_ROLE,
     TARGET_KEYS,
     assert_unchanged,
-    audit_since,
-    count_changes,
     shared_org,
     snapshot,
 )

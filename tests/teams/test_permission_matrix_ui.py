@@ -11,6 +11,7 @@ import re
 import pytest
 from django.test import Client
 
+from tests.helpers import audit_since, count_changes
 from tests.permission_matrix import (
     ACCESS,
     ACTIONS,
@@ -22,8 +23,6 @@ from tests.permission_matrix import (
     NEW_ROLE,
     TARGET_KEYS,
     assert_unchanged,
-    audit_since,
-    count_changes,
     shared_org,
     snapshot,
 )
