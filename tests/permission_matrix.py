@@ -73,28 +73,38 @@ def flashes(response) -> list[tuple[str, str]]:
     return [(m.level_tag, m.message) for m in get_messages(response.wsgi_request)]
 
 
-def assert_refused(response, outcome: str, *, api: bool, message: str = "") -> None:
-    """A refusal answers as the matrix expects: L -> 401 with a Token challenge (API) or the
-    login page (UI); N -> 404; R -> 403 whose JSON body is exactly `message` (API) or whose page
-    shows it (UI)."""
+def assert_refused(response, outcome: str, *, api: bool, message: str = "", url: str = "") -> None:
+    """A refusal answers as the matrix expects.
+
+    L: API 401 with a Token challenge and DRF's "not provided" body; UI a redirect to the login
+    page that comes back to `url` (default: the requested path).
+    N: 404 (API: a "detail" that does not leak a permission error; UI: the 404 page).
+    R: 403 (API: exactly `message` with the error's code; UI: the 403 page stating `message`)."""
     status = response.status_code
+    body = response.json() if api else response.content.decode()
     if outcome == "L":
         if api:
-            assert status == 401 and response["WWW-Authenticate"].startswith("Token"), status
+            assert status == 401, status
+            assert response["WWW-Authenticate"] == "Token"
+            assert body == {"detail": "Authentication credentials were not provided."}, body
         else:
-            assert status == 302 and response["Location"].startswith("/accounts/login/?next=")
+            assert status == 302, status
+            back = url or response.request["PATH_INFO"]
+            assert response["Location"] == f"/accounts/login/?next={back}"
     elif outcome == "N":
         assert status == 404, status
         if api:
-            assert "detail" in response.json()
+            assert set(body) >= {"detail"} and "PermissionDenied" not in str(body), body
+        else:
+            assert "404.html" in [t.name for t in response.templates]
     else:
         assert outcome == "R", outcome
         assert status == 403, status
         if api:
-            body = response.json()
             assert body == {"detail": message, "code": "PermissionDeniedError"}, body
         else:
-            assert message in response.content.decode(), response.content[:2000]
+            assert "403.html" in [t.name for t in response.templates]
+            assert f'<p class="refusal">{message}</p>' in body, body[:2000]
 
 
 # --- the expectation table of the organization ---------------------------------------------------

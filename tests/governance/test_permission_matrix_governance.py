@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
@@ -36,9 +35,10 @@ from governance.models import (
 )
 from teams.models import Notification
 from tests import helpers
+from tests import permission_matrix as matrix
 from tests.factories import UserFactory
 from tests.helpers import audit_since, count_changes
-from tests.permission_matrix import MatrixOrg, shared_org
+from tests.permission_matrix import MatrixOrg, flashes, shared_org
 
 CSV = b"id,name,price\n1,alpha,1.5\n2,beta,2.5\n3,gamma,3.5\n"
 NEW_DESCRIPTION = "Edited by the governance permission matrix."
@@ -130,13 +130,7 @@ ACTOR_PAGES = {
 }
 
 
-def _parse_table(text: str) -> dict[tuple[str, str], dict[str, str]]:
-    header, *rows = [line.split() for line in text.strip().splitlines()]
-    columns = header[2:]
-    return {(r[0], r[1]): dict(zip(columns, r[2:], strict=True)) for r in rows}
-
-
-EXPECT = _parse_table(EXPECT_TABLE)
+EXPECT = matrix.parse_table(EXPECT_TABLE)
 
 # Reads of a target (all in the "view" column): UI asset page, then the API.
 VIEW_CODES = {"Y": (200, 200, 200, 200, 200), "N": (404,) * 5, "L": (302, 401, 401, 401, 401)}
@@ -278,17 +272,13 @@ def snapshot() -> dict:
 
 
 def api_client(g: GovOrg, actor: str) -> APIClient:
-    client = APIClient()
-    if actor != ANONYMOUS:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {g.m.tokens[actor]}")
-    return client
+    if actor == ANONYMOUS:
+        return matrix.api_client(None)
+    return matrix.api_client(g.user(actor), token=g.m.tokens[actor])
 
 
 def ui_client(g: GovOrg, actor: str) -> Client:
-    client = Client()
-    if actor != ANONYMOUS:
-        client.force_login(g.user(actor))
-    return client
+    return matrix.ui_client(None if actor == ANONYMOUS else g.user(actor))
 
 
 def view_all(g: GovOrg, actor: str, t: GovTarget) -> list:
@@ -365,10 +355,6 @@ def refusal_message(action: str, t: GovTarget) -> str:
     }[action]
 
 
-def flashes(response) -> list[tuple[str, str]]:
-    return [(m.level_tag, m.message) for m in get_messages(response.wsgi_request)]
-
-
 # --- what a success must leave behind ------------------------------------------------------------
 
 
@@ -441,23 +427,12 @@ def check_success(g: GovOrg, actor: str, t: GovTarget, action: str, response, be
 
 
 def check_refusal(g: GovOrg, actor: str, t: GovTarget, action: str, outcome: str, response):
-    is_api = "_api" in action
-    if outcome == "L":
-        if is_api:
-            assert response["WWW-Authenticate"].startswith("Token")
-        else:
-            assert response["Location"].startswith("/accounts/login/?next=")
-    elif outcome == "N" and is_api:
-        assert "detail" in response.json()
-    elif outcome == "R":
-        message = refusal_message(action, t)
-        if action == "decide_ui":
-            assert response["Location"] == "/governance/approvals/"
-            assert flashes(response) == [("error", message)]
-        elif is_api:
-            assert response.json() == {"detail": message, "code": "PermissionDeniedError"}
-        else:
-            assert message in response.content.decode()
+    message = refusal_message(action, t) if outcome == "R" else ""
+    if outcome == "R" and action == "decide_ui":
+        assert response["Location"] == "/governance/approvals/"
+        assert flashes(response) == [("error", message)]
+    else:
+        matrix.assert_refused(response, outcome, api="_api" in action, message=message)
 
 
 # --- the matrix ---------------------------------------------------------------------------------
