@@ -4,24 +4,110 @@
   test module inside an outer transaction; each test runs in its own savepoint (the `db`
   fixture), so every test starts from the same state.
 * `snapshot()`: everything a refused request must leave alone (rows of the organization, groups,
-  object grants, notifications, assets, the audit trail). Compare two snapshots with `==`.
+  object grants, notifications, assets, the audit trail; tests/helpers.py). Compare two snapshots
+  with `==`; `count_changes` and `audit_since` of tests/helpers.py read them.
 * `ACCESS`: the explicit expectation table, actor x target -> what the actor may do there.
 * `ACTIONS`: per write action, the audit verbs and row-count changes a success must produce and
   a check that its effect is in the database.
+
+Shared by every app's matrix (teams, governance, recsys):
+
+* `parse_table(text)`: an expectation table (actor, target, then one outcome per action column)
+  with the outcomes Y (allowed), R (refused: visible but not allowed), N (not visible: 404) and
+  L (not logged in: UI -> login page, API -> 401).
+* `ui_client(user)` / `api_client(user, token=...)`: a client acting as `user` (None: anonymous).
+* `assert_refused(response, outcome, api=..., message=...)`: what each refusal answers.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from tests import helpers
 from tests.conftest import Org, build_org
 from tests.factories import UserFactory
 
-# --- the expectation table ------------------------------------------------------------------------
+# --- every app's matrix: outcomes, clients, refusals ---------------------------------------------
+
+OUTCOMES = {"Y", "R", "N", "L"}
+
+
+def parse_table(text: str) -> dict[tuple[str, str], dict[str, str]]:
+    """`actor target col1 col2 ...` rows under a header row -> (actor, target) -> column ->
+    outcome (one of OUTCOMES)."""
+    header, *rows = [line.split() for line in text.strip().splitlines()]
+    columns = header[2:]
+    table = {(r[0], r[1]): dict(zip(columns, r[2:], strict=True)) for r in rows}
+    assert all(set(row.values()) <= OUTCOMES for row in table.values()), "unknown outcome"
+    return table
+
+
+def ui_client(user):
+    """A UI client logged in as `user` (None: anonymous)."""
+    from django.test import Client
+
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def api_client(user, *, token: str | None = None):
+    """An API client authenticated by `token` (else as `user`; None: anonymous)."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    if token is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    elif user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+def flashes(response) -> list[tuple[str, str]]:
+    """(level, text) of the flash messages a UI response set."""
+    from django.contrib.messages import get_messages
+
+    return [(m.level_tag, m.message) for m in get_messages(response.wsgi_request)]
+
+
+def assert_refused(response, outcome: str, *, api: bool, message: str = "", url: str = "") -> None:
+    """A refusal answers as the matrix expects.
+
+    L: API 401 with a Token challenge and DRF's "not provided" body; UI a redirect to the login
+    page that comes back to `url` (default: the requested path).
+    N: 404 (API: a "detail" that does not leak a permission error; UI: the 404 page).
+    R: 403 (API: exactly `message` with the error's code; UI: the 403 page stating `message`)."""
+    status = response.status_code
+    body = response.json() if api else response.content.decode()
+    if outcome == "L":
+        if api:
+            assert status == 401, status
+            assert response["WWW-Authenticate"] == "Token"
+            assert body == {"detail": "Authentication credentials were not provided."}, body
+        else:
+            assert status == 302, status
+            back = url or response.request["PATH_INFO"]
+            assert response["Location"] == f"/accounts/login/?next={back}"
+    elif outcome == "N":
+        assert status == 404, status
+        if api:
+            assert set(body) >= {"detail"} and "PermissionDenied" not in str(body), body
+        else:
+            assert "404.html" in [t.name for t in response.templates]
+    else:
+        assert outcome == "R", outcome
+        assert status == 403, status
+        if api:
+            assert body == {"detail": message, "code": "PermissionDeniedError"}, body
+        else:
+            assert "403.html" in [t.name for t in response.templates]
+            assert f'<p class="refusal">{message}</p>' in body, body[:2000]
+
+
+# --- the expectation table of the organization ---------------------------------------------------
 
 OWN, SUB, OTHER = "own", "sub", "other"
 TARGET_KEYS = [OWN, SUB, OTHER]
@@ -181,18 +267,14 @@ def shared_org(django_db_blocker) -> Iterator[MatrixOrg]:
 # --- state snapshots ---------------------------------------------------------------------------
 
 
-def _digest(rows) -> str:
-    payload = json.dumps(sorted(rows), default=str, separators=(",", ":"))
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
 def snapshot() -> dict:
-    """Counts of the organization's rows plus digests of their content (roles, team fields,
-    RACI, groups and grants), and the last audit event id."""
+    """The organization's rows (roles, team fields, RACI, assets, groups, grants,
+    notifications) and the audit trail; counts of memberships, responsibilities, teams,
+    notifications and audit events for `count_changes`."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
-    from governance.models import AuditEvent, DataAsset
+    from governance.models import DataAsset
     from teams.models import (
         Membership,
         Notification,
@@ -203,68 +285,32 @@ def snapshot() -> dict:
     )
 
     user_groups = get_user_model().groups.through.objects
-    memberships = list(Membership.objects.values_list("id", "user_id", "team_id", "role"))
-    teams = list(
-        Team.objects.values_list("id", "name", "slug", "description", "parent_id", "archived")
-    )
-    responsibilities = list(
-        Responsibility.objects.values_list(
-            "id", "team_id", "user_id", "kind", "subject_type_id", "subject_id", "area", "note"
-        )
-    )
-    last_audit = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
-    return {
-        "counts": {
-            "memberships": len(memberships),
-            "responsibilities": len(responsibilities),
-            "teams": len(teams),
-            "audit_events": AuditEvent.objects.count(),
-            "notifications": Notification.objects.count(),
-        },
-        "last_audit_id": last_audit or 0,
-        "memberships": _digest(memberships),
-        "teams": _digest(teams),
-        "responsibilities": _digest(responsibilities),
-        "assets": _digest(DataAsset.objects.values_list("id", "slug", "owning_team_id", "name")),
-        "groups": _digest(Group.objects.values_list("id", "name")),
-        "user_groups": _digest(user_groups.values_list("user_id", "group_id")),
-        "grants": _digest(
-            TeamGroupObjectPermission.objects.values_list(
+    return helpers.snapshot(
+        {
+            "memberships": Membership.objects.values_list("id", "user_id", "team_id", "role"),
+            "teams": Team.objects.values_list(
+                "id", "name", "slug", "description", "parent_id", "archived"
+            ),
+            "responsibilities": Responsibility.objects.values_list(
+                "id", "team_id", "user_id", "kind", "subject_type_id", "subject_id", "area", "note"
+            ),
+            "notifications": Notification.objects.values_list("id", "recipient_id"),
+            "assets": DataAsset.objects.values_list("id", "slug", "owning_team_id", "name"),
+            "groups": Group.objects.values_list("id", "name"),
+            "user_groups": user_groups.values_list("user_id", "group_id"),
+            "grants": TeamGroupObjectPermission.objects.values_list(
                 "group_id", "permission_id", "content_object_id"
-            )
-        ),
-        "user_grants": _digest(
-            TeamUserObjectPermission.objects.values_list(
+            ),
+            "user_grants": TeamUserObjectPermission.objects.values_list(
                 "user_id", "permission_id", "content_object_id"
-            )
-        ),
-    }
-
-
-def count_changes(before: dict, after: dict) -> dict[str, int]:
-    """The row counts that changed, as name -> difference."""
-    return {
-        name: after["counts"][name] - count
-        for name, count in before["counts"].items()
-        if after["counts"][name] != count
-    }
-
-
-def audit_since(before: dict) -> list[tuple[str, str]]:
-    """(verb, actor username) of the audit events written after `before`, oldest first."""
-    from governance.models import AuditEvent
-
-    return list(
-        AuditEvent.objects.filter(id__gt=before["last_audit_id"])
-        .order_by("id")
-        .values_list("verb", "actor_repr")
+            ),
+        },
+        counted=("memberships", "responsibilities", "teams", "notifications"),
     )
 
 
 def assert_unchanged(before: dict) -> None:
-    after = snapshot()
-    assert audit_since(before) == [], "a refused request wrote audit events"
-    assert after == before, "a refused request changed the organization"
+    helpers.assert_unchanged(before, snapshot())
 
 
 # --- write actions: what a success must leave behind ---------------------------------------------

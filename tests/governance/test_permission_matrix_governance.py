@@ -17,9 +17,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db.models import Count, Max
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
@@ -36,8 +34,11 @@ from governance.models import (
     IncidentEvent,
 )
 from teams.models import Notification
+from tests import helpers
+from tests import permission_matrix as matrix
 from tests.factories import UserFactory
-from tests.permission_matrix import MatrixOrg, shared_org
+from tests.helpers import audit_since, count_changes
+from tests.permission_matrix import MatrixOrg, flashes, shared_org
 
 CSV = b"id,name,price\n1,alpha,1.5\n2,beta,2.5\n3,gamma,3.5\n"
 NEW_DESCRIPTION = "Edited by the governance permission matrix."
@@ -129,13 +130,7 @@ ACTOR_PAGES = {
 }
 
 
-def _parse_table(text: str) -> dict[tuple[str, str], dict[str, str]]:
-    header, *rows = [line.split() for line in text.strip().splitlines()]
-    columns = header[2:]
-    return {(r[0], r[1]): dict(zip(columns, r[2:], strict=True)) for r in rows}
-
-
-EXPECT = _parse_table(EXPECT_TABLE)
+EXPECT = matrix.parse_table(EXPECT_TABLE)
 
 # Reads of a target (all in the "view" column): UI asset page, then the API.
 VIEW_CODES = {"Y": (200, 200, 200, 200, 200), "N": (404,) * 5, "L": (302, 401, 401, 401, 401)}
@@ -252,71 +247,38 @@ def g(gov_org, db) -> GovOrg:
 
 
 def snapshot() -> dict:
-    """What a refused request must leave alone."""
-    audit = AuditEvent.objects.aggregate(n=Count("id"), last=Max("id"))
-    versions = list(DatasetVersion.objects.order_by("id").values_list("id", "status"))
-    decisions = list(Decision.objects.order_by("id").values_list("id", "approver_id"))
-    return {
-        "counts": {
-            "versions": len(versions),
-            "decisions": len(decisions),
-            "audit_events": audit["n"],
-            "incident_events": IncidentEvent.objects.count(),
-            "notifications": Notification.objects.count(),
-        },
-        "last_audit_id": audit["last"],
-        "versions": versions,
-        "decisions": decisions,
-        "requests": list(ApprovalRequest.objects.order_by("id").values_list("id", "state")),
-        "requirements": list(
-            ApprovalRequirement.objects.order_by("id").values_list("id", "approvals")
-        ),
-        "incidents": list(
-            Incident.objects.order_by("id").values_list("id", "status", "acknowledged_by_id")
-        ),
-        "assets": list(
-            DataAsset.objects.order_by("id").values_list(
+    """What a refused request must leave alone (and the audit trail, tests/helpers.py)."""
+    state = helpers.snapshot(
+        {
+            "versions": DatasetVersion.objects.values_list("id", "status"),
+            "decisions": Decision.objects.values_list("id", "approver_id"),
+            "incident_events": IncidentEvent.objects.values_list("id", "kind"),
+            "notifications": Notification.objects.values_list("id", "recipient_id"),
+            "requests": ApprovalRequest.objects.values_list("id", "state"),
+            "requirements": ApprovalRequirement.objects.values_list("id", "approvals"),
+            "incidents": Incident.objects.values_list("id", "status", "acknowledged_by_id"),
+            "assets": DataAsset.objects.values_list(
                 "id", "name", "description", "classification", "retention_days"
-            )
-        ),
-        "slas": list(
-            AssetSLA.objects.order_by("id").values_list("id", "freshness_hours", "min_rows")
-        ),
-        "stored_files": sorted(str(p) for p in Path(settings.MEDIA_ROOT).rglob("*")),
-    }
-
-
-def count_changes(before: dict, after: dict) -> dict[str, int]:
-    return {
-        name: after["counts"][name] - value
-        for name, value in before["counts"].items()
-        if after["counts"][name] != value
-    }
-
-
-def audit_since(before: dict) -> list[tuple[str, str]]:
-    return list(
-        AuditEvent.objects.filter(id__gt=before["last_audit_id"] or 0)
-        .order_by("id")
-        .values_list("verb", "actor_repr")
+            ),
+            "slas": AssetSLA.objects.values_list("id", "freshness_hours", "min_rows"),
+        },
+        counted=("versions", "decisions", "incident_events", "notifications"),
     )
+    state["stored_files"] = sorted(str(p) for p in Path(settings.MEDIA_ROOT).rglob("*"))
+    return state
 
 
 # --- requests ------------------------------------------------------------------------------------
 
 
 def api_client(g: GovOrg, actor: str) -> APIClient:
-    client = APIClient()
-    if actor != ANONYMOUS:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {g.m.tokens[actor]}")
-    return client
+    if actor == ANONYMOUS:
+        return matrix.api_client(None)
+    return matrix.api_client(g.user(actor), token=g.m.tokens[actor])
 
 
 def ui_client(g: GovOrg, actor: str) -> Client:
-    client = Client()
-    if actor != ANONYMOUS:
-        client.force_login(g.user(actor))
-    return client
+    return matrix.ui_client(None if actor == ANONYMOUS else g.user(actor))
 
 
 def view_all(g: GovOrg, actor: str, t: GovTarget) -> list:
@@ -393,10 +355,6 @@ def refusal_message(action: str, t: GovTarget) -> str:
     }[action]
 
 
-def flashes(response) -> list[tuple[str, str]]:
-    return [(m.level_tag, m.message) for m in get_messages(response.wsgi_request)]
-
-
 # --- what a success must leave behind ------------------------------------------------------------
 
 
@@ -469,23 +427,12 @@ def check_success(g: GovOrg, actor: str, t: GovTarget, action: str, response, be
 
 
 def check_refusal(g: GovOrg, actor: str, t: GovTarget, action: str, outcome: str, response):
-    is_api = "_api" in action
-    if outcome == "L":
-        if is_api:
-            assert response["WWW-Authenticate"].startswith("Token")
-        else:
-            assert response["Location"].startswith("/accounts/login/?next=")
-    elif outcome == "N" and is_api:
-        assert "detail" in response.json()
-    elif outcome == "R":
-        message = refusal_message(action, t)
-        if action == "decide_ui":
-            assert response["Location"] == "/governance/approvals/"
-            assert flashes(response) == [("error", message)]
-        elif is_api:
-            assert response.json() == {"detail": message, "code": "PermissionDeniedError"}
-        else:
-            assert message in response.content.decode()
+    message = refusal_message(action, t) if outcome == "R" else ""
+    if outcome == "R" and action == "decide_ui":
+        assert response["Location"] == "/governance/approvals/"
+        assert flashes(response) == [("error", message)]
+    else:
+        matrix.assert_refused(response, outcome, api="_api" in action, message=message)
 
 
 # --- the matrix ---------------------------------------------------------------------------------

@@ -11,9 +11,7 @@ accountable person and an open incident.
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections import Counter
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
@@ -32,6 +30,7 @@ from governance.models import (
     Incident,
 )
 from teams.models import Responsibility
+from tests.helpers import assert_queries_constant, count_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -185,35 +184,7 @@ def catalogs(org) -> Catalogs:
 
 # --- counting ------------------------------------------------------------------------------------
 
-
-def _normalise(sql: str) -> str:
-    sql = re.sub(r"'[^']*'", "?", sql)
-    sql = re.sub(r"\b\d+\b", "?", sql)
-    return re.sub(r"\(\?(, \?)*\)", "(...)", sql)
-
-
-def count(client, url: str, *, expect: list[str]) -> tuple[int, list[str]]:
-    client.get(url)  # warm what is cached across requests (content types, sessions)
-    with CaptureQueriesContext(connection) as ctx:
-        response = client.get(url)
-    assert response.status_code == 200, response.content[:2000]
-    body = response.content.decode()
-    for text in expect:
-        assert text in body, f"{text!r} not in the response of {url}"
-    return len(ctx.captured_queries), [q["sql"] for q in ctx.captured_queries]
-
-
-def assert_constant(name: str, small: tuple, large: tuple) -> None:
-    (n_small, sql_small), (n_large, sql_large) = small, large
-    print(f"\n[query count] {name}: {n_small} queries for {SMALL} assets, {n_large} for {LARGE}")
-    if n_small == n_large:
-        return
-    grown = Counter(map(_normalise, sql_large)) - Counter(map(_normalise, sql_small))
-    repeated = "\n".join(f"  +{times}x {sql[:600]}" for sql, times in grown.most_common(5))
-    pytest.fail(
-        f"{name}: {n_small} queries for {SMALL} assets, {n_large} for {LARGE}. "
-        f"Repeated:\n{repeated}"
-    )
+ROWS = (f"{SMALL} assets", LARGE)
 
 
 def ui(client, user):
@@ -237,38 +208,40 @@ def first_request_id() -> int:
 def test_asset_list_ui(catalogs, client):
     ui(client, catalogs.org.user("alpha.lead"))
     url = "/governance/assets/"
-    small = count(client, url, expect=["Asset 0000", "Asset 0009", "Page 1 of 1<"])
+    small = count_queries(client, url, expect=["Asset 0000", "Asset 0009", "Page 1 of 1<"])
     catalogs.grow(LARGE)
-    large = count(client, url, expect=["Asset 0000", "Asset 0049", "Page 1 of 21<"])
+    large = count_queries(client, url, expect=["Asset 0000", "Asset 0049", "Page 1 of 21<"])
     assert "Asset 0050" not in client.get(url).content.decode()
-    assert_constant("asset list GET /governance/assets/", small, large)
+    assert_queries_constant("asset list GET /governance/assets/", small, large, rows=ROWS)
 
 
 def test_asset_list_api(catalogs):
     client = api(catalogs.org.user("alpha.lead"))
     url = "/api/v1/assets/"
-    small = count(client, url, expect=[f'"count":{SMALL + 1}', '"accountable":"alpha.steward"'])
+    small = count_queries(
+        client, url, expect=[f'"count":{SMALL + 1}', '"accountable":"alpha.steward"']
+    )
     catalogs.grow(LARGE)
-    large = count(client, url, expect=[f'"count":{LARGE + 1}', '"current_version":1'])
+    large = count_queries(client, url, expect=[f'"count":{LARGE + 1}', '"current_version":1'])
     assert len(client.get(url).json()["results"]) == 50
-    assert_constant("asset list API GET /api/v1/assets/", small, large)
+    assert_queries_constant("asset list API GET /api/v1/assets/", small, large, rows=ROWS)
 
 
 def test_approvals_inbox_ui(catalogs, client):
     ui(client, catalogs.org.user("alpha.lead"))
     url = "/governance/approvals/"
     first = f'id="request-{first_request_id()}"'
-    small = count(client, url, expect=[first, "Asset 0009 v2", "Alpha 1/2", "Alpha 0/2"])
+    small = count_queries(client, url, expect=[first, "Asset 0009 v2", "Alpha 1/2", "Alpha 0/2"])
     catalogs.grow(LARGE)
-    large = count(client, url, expect=[first, "Asset 0024 v2", "Page 1 of 40<"])
+    large = count_queries(client, url, expect=[first, "Asset 0024 v2", "Page 1 of 40<"])
     assert client.get(url).content.decode().count('class="card request"') == 25
-    assert_constant("approvals inbox GET /governance/approvals/", small, large)
+    assert_queries_constant("approvals inbox GET /governance/approvals/", small, large, rows=ROWS)
 
 
 def test_approvals_inbox_api(catalogs):
     client = api(catalogs.org.user("alpha.lead"))
     url = "/api/v1/approvals/inbox/"
-    small = count(
+    small = count_queries(
         client,
         url,
         expect=[
@@ -278,19 +251,23 @@ def test_approvals_inbox_api(catalogs):
         ],
     )
     catalogs.grow(LARGE)
-    large = count(client, url, expect=[f'"count":{LARGE}', '"approver":"alpha.steward"'])
-    assert_constant("approvals inbox API GET /api/v1/approvals/inbox/", small, large)
+    large = count_queries(client, url, expect=[f'"count":{LARGE}', '"approver":"alpha.steward"'])
+    assert_queries_constant(
+        "approvals inbox API GET /api/v1/approvals/inbox/", small, large, rows=ROWS
+    )
 
 
 def test_sla_dashboard(catalogs, client):
     ui(client, catalogs.org.user("alpha.lead"))
     url = "/governance/sla/"
-    small = count(client, url, expect=["Asset 0009", "asset-0007 is stale", 'class="spark"'])
+    small = count_queries(
+        client, url, expect=["Asset 0009", "asset-0007 is stale", 'class="spark"']
+    )
     catalogs.grow(LARGE)
-    large = count(client, url, expect=["Asset 0000", "Asset 0999", "asset-0994 is stale"])
+    large = count_queries(client, url, expect=["Asset 0000", "Asset 0999", "asset-0994 is stale"])
     body = client.get(url).content.decode()
     assert body.count("/governance/assets/asset-") == LARGE  # every asset, no pagination
-    assert_constant("SLA dashboard GET /governance/sla/", small, large)
+    assert_queries_constant("SLA dashboard GET /governance/sla/", small, large, rows=ROWS)
 
 
 def test_notified_approvers_queries_do_not_grow_with_approvers_or_roles(catalogs):

@@ -11,6 +11,8 @@ import re
 import pytest
 from django.test import Client
 
+from tests import permission_matrix as matrix
+from tests.helpers import audit_since, count_changes
 from tests.permission_matrix import (
     ACCESS,
     ACTIONS,
@@ -22,8 +24,6 @@ from tests.permission_matrix import (
     NEW_ROLE,
     TARGET_KEYS,
     assert_unchanged,
-    audit_since,
-    count_changes,
     shared_org,
     snapshot,
 )
@@ -32,6 +32,9 @@ from tests.permission_matrix import (
 READ_STATUS = {"login": 302, "none": 404, "view": 200, "manage": 200}
 # access -> (GET the form or confirmation page, POST it)
 WRITE_STATUS = {"login": (302, 302), "none": (404, 404), "view": (403, 403), "manage": (200, 302)}
+
+# access -> outcome of the matrix every app shares (tests/permission_matrix.py)
+OUTCOME = {"login": "L", "none": "N", "view": "R"}
 
 TARGET_IDS = {"own": "own=alpha", "sub": "sub=alpha-sub", "other": "other=beta"}
 
@@ -85,14 +88,7 @@ def page_errors(response) -> list[str]:
 
 
 def assert_refused(response, access: str, url: str, message: str) -> None:
-    if access == "login":
-        assert response["Location"] == f"/accounts/login/?next={url}"
-    elif access == "none":
-        assert "404.html" in [t.name for t in response.templates]
-    else:
-        assert access == "view"
-        assert "403.html" in [t.name for t in response.templates]
-        assert f'<p class="refusal">{message}</p>' in response.content.decode()
+    matrix.assert_refused(response, OUTCOME[access], api=False, message=message, url=url)
 
 
 # --- view the team page -------------------------------------------------------------------------

@@ -3,23 +3,20 @@ and for a large organization (no query per team, member or responsibility)."""
 
 from __future__ import annotations
 
-import re
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from governance.models import DataAsset
 from teams import permissions
 from teams.choices import Role
 from teams.models import Membership, Responsibility, Team
+from tests.helpers import assert_queries_constant, count_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -165,38 +162,6 @@ def test_the_bulk_built_org_matches_what_the_services_would_grant(big_org):
     assert permissions.can_view_team(User.objects.get(username="member.0007"), deep)
 
 
-# --- counting ----------------------------------------------------------------------------------
-
-
-def _normalise(sql: str) -> str:
-    sql = re.sub(r"'[^']*'", "?", sql)
-    sql = re.sub(r"\b\d+\b", "?", sql)
-    return re.sub(r"\(\?(, \?)*\)", "(...)", sql)
-
-
-def count(client, url: str, *, expect: str | list[str]):
-    client.get(url)  # warm caches that are not per request (content types, session)
-    with CaptureQueriesContext(connection) as ctx:
-        response = client.get(url)
-    assert response.status_code == 200, response.content[:2000]
-    body = response.content.decode()
-    for text in [expect] if isinstance(expect, str) else expect:
-        assert text in body, f"{text!r} not in the response of {url}"
-    return len(ctx.captured_queries), [q["sql"] for q in ctx.captured_queries]
-
-
-def assert_constant(name: str, small: tuple, large: tuple) -> None:
-    (n_small, sql_small), (n_large, sql_large) = small, large
-    print(f"\n[query count] {name}: {n_small} queries for {SMALL}, {n_large} for {LARGE}")
-    if n_small == n_large:
-        return
-    grown = Counter(map(_normalise, sql_large)) - Counter(map(_normalise, sql_small))
-    repeated = "\n".join(f"  +{times}x {sql[:400]}" for sql, times in grown.most_common(5))
-    pytest.fail(
-        f"{name}: {n_small} queries for {SMALL}, {n_large} for {LARGE}. Repeated:\n{repeated}"
-    )
-
-
 def ui_client(client, user):
     client.force_login(user)
     return client
@@ -204,21 +169,21 @@ def ui_client(client, user):
 
 def test_org_chart_uses_a_constant_number_of_queries(big_org, client):
     ui_client(client, big_org.boss)
-    small = count(client, "/teams/", expect=["Team 0009", "you manage"])
+    small = count_queries(client, "/teams/", expect=["Team 0009", "you manage"])
     started = time.monotonic()
     grow(big_org, LARGE)
     print(f"\n[query count] grew the org to {LARGE} in {time.monotonic() - started:.1f}s")
-    large = count(client, "/teams/", expect="Team 0499")
-    assert_constant("org chart GET /teams/", small, large)
+    large = count_queries(client, "/teams/", expect="Team 0499")
+    assert_queries_constant("org chart GET /teams/", small, large, rows=(SMALL, LARGE))
 
 
 def test_team_list_api_uses_a_constant_number_of_queries(big_org):
     api = APIClient()
     api.force_authenticate(big_org.boss)
-    small = count(api, "/api/v1/teams/", expect=f'"count":{SMALL + 2}')
+    small = count_queries(api, "/api/v1/teams/", expect=f'"count":{SMALL + 2}')
     grow(big_org, LARGE)
-    large = count(api, "/api/v1/teams/", expect=f'"count":{LARGE + 2}')
-    assert_constant("team list API GET /api/v1/teams/", small, large)
+    large = count_queries(api, "/api/v1/teams/", expect=f'"count":{LARGE + 2}')
+    assert_queries_constant("team list API GET /api/v1/teams/", small, large, rows=(SMALL, LARGE))
 
 
 def page_texts(size: int) -> list[str]:
@@ -236,17 +201,19 @@ def page_texts(size: int) -> list[str]:
 def test_team_page_uses_a_constant_number_of_queries(big_org, client, viewer):
     user = big_org.boss if viewer == "boss" else User.objects.get(username="member.0001")
     ui_client(client, user)
-    small = count(client, "/teams/focus/", expect=page_texts(SMALL))
+    small = count_queries(client, "/teams/focus/", expect=page_texts(SMALL))
     grow(big_org, LARGE)
-    large = count(client, "/teams/focus/", expect=page_texts(LARGE))
-    assert_constant(f"team page GET /teams/focus/ as {viewer}", small, large)
+    large = count_queries(client, "/teams/focus/", expect=page_texts(LARGE))
+    assert_queries_constant(
+        f"team page GET /teams/focus/ as {viewer}", small, large, rows=(SMALL, LARGE)
+    )
 
 
 @pytest.mark.parametrize("endpoint", ["memberships", "responsibilities"])
 def test_other_list_endpoints_use_a_constant_number_of_queries(big_org, endpoint):
     api = APIClient()
     api.force_authenticate(big_org.boss)
-    small = count(api, f"/api/v1/{endpoint}/?page=1", expect='"results"')
+    small = count_queries(api, f"/api/v1/{endpoint}/?page=1", expect='"results"')
     grow(big_org, LARGE)
-    large = count(api, f"/api/v1/{endpoint}/?page=1", expect='"results"')
-    assert_constant(f"API GET /api/v1/{endpoint}/", small, large)
+    large = count_queries(api, f"/api/v1/{endpoint}/?page=1", expect='"results"')
+    assert_queries_constant(f"API GET /api/v1/{endpoint}/", small, large, rows=(SMALL, LARGE))

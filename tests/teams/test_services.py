@@ -19,7 +19,9 @@ from teams.constants import MAX_TEAM_DEPTH
 from teams.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from teams.models import Membership, Notification, Responsibility, Team, TeamGroupObjectPermission
 from teams.tasks import notification_email_send_task
+from tests import helpers
 from tests.factories import UserFactory
+from tests.helpers import audit_since, last_audit_id
 
 pytestmark = pytest.mark.django_db
 
@@ -30,55 +32,34 @@ User = get_user_model()
 
 
 def snapshot() -> dict:
-    """Everything a service may change, in a comparable form."""
-    through = User.groups.through
-    return {
-        "teams": list(
-            Team.objects.order_by("id").values_list(
+    """Everything a service may change, in a comparable form (and the audit trail)."""
+    return helpers.snapshot(
+        {
+            "teams": Team.objects.values_list(
                 "id", "name", "slug", "description", "parent_id", "archived"
-            )
-        ),
-        "memberships": list(
-            Membership.objects.order_by("id").values_list("id", "user_id", "team_id", "role")
-        ),
-        "responsibilities": list(
-            Responsibility.objects.order_by("id").values_list(
+            ),
+            "memberships": Membership.objects.values_list("id", "user_id", "team_id", "role"),
+            "responsibilities": Responsibility.objects.values_list(
                 "id", "team_id", "user_id", "kind", "subject_type_id", "subject_id", "area", "note"
-            )
-        ),
-        "audit": list(AuditEvent.objects.order_by("id").values_list("id", "hash")),
-        "notifications": list(Notification.objects.order_by("id").values_list("id", "recipient")),
-        "groups": sorted(Group.objects.values_list("name", flat=True)),
-        "user_groups": sorted(through.objects.values_list("user_id", "group_id")),
-        "grants": sorted(
-            TeamGroupObjectPermission.objects.values_list(
+            ),
+            "notifications": Notification.objects.values_list("id", "recipient"),
+            "groups": Group.objects.values_list("name", flat=True),
+            "user_groups": User.groups.through.objects.values_list("user_id", "group_id"),
+            "grants": TeamGroupObjectPermission.objects.values_list(
                 "group_id", "permission_id", "content_object_id"
-            )
-        ),
-        "users": list(User.objects.order_by("id").values_list("id", "is_active")),
-    }
+            ),
+            "users": User.objects.values_list("id", "is_active"),
+        }
+    )
 
 
-@contextmanager
 def refused(error_type, *words):
     """The block raises exactly `error_type`, its message names all `words`, nothing changed."""
-    before = snapshot()
-    with pytest.raises(error_type) as info:
-        yield info
-    assert type(info.value) is error_type, f"{type(info.value).__name__}: {info.value}"
-    for word in words:
-        assert word in info.value.message, f"{word!r} not in {info.value.message!r}"
-    assert snapshot() == before, "a refused operation changed the database"
-
-
-def last_event_id() -> int:
-    return AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    return helpers.refused(error_type, *words, unchanged=snapshot)
 
 
 def verbs_since(event_id: int) -> list[str]:
-    return list(
-        AuditEvent.objects.filter(id__gt=event_id).order_by("id").values_list("verb", flat=True)
-    )
+    return [verb for verb, _actor in audit_since(event_id)]
 
 
 def fresh(user):
@@ -172,7 +153,7 @@ def test_only_site_admins_create_an_organization(org):
     with refused(PermissionDeniedError, "Only site admins", "organization"):
         services.team_create(actor=org.user("acme.lead"), name="Rogue", parent=None)
 
-    since = last_event_id()
+    since = last_audit_id()
     root = services.team_create(actor=org.admin, name="New Corp", parent=None)
     assert root.parent_id is None and root.slug == "new-corp"
     assert Group.objects.filter(name="org:new-corp").exists()
@@ -383,7 +364,7 @@ def test_replace_hands_the_accountable_over(org):
     first = services.responsibility_assign(
         actor=org.admin, user=org.user("alpha.steward"), kind="A", subject=org.asset
     )
-    since = last_event_id()
+    since = last_audit_id()
     handed = services.responsibility_assign(
         actor=org.user("alpha.lead"),
         user=org.user("alpha.engineer"),
@@ -574,7 +555,7 @@ def test_removing_an_accountable_member_with_a_successor(
     assert can_manage(newcomer, org.alpha) and can_manage(newcomer, org.sub)
     assert can_view(newcomer, org.beta)
 
-    since = last_event_id()
+    since = last_audit_id()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         services.membership_revoke(
             actor=org.user("alpha.lead"),
@@ -620,7 +601,7 @@ def test_removing_an_accountable_member_leaving_a_gap_notifies_every_lead(
     )
     assert selectors.team_gaps(team=org.alpha) == []
 
-    since = last_event_id()
+    since = last_audit_id()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         services.membership_revoke(
             actor=org.user("alpha.lead"),
@@ -757,7 +738,7 @@ def test_moving_a_team_recomputes_lead_grants(org):
     assert can_manage(alpha_lead, org.sub) and can_manage(alpha_lead, deepest)
     assert not can_manage(beta_lead, org.sub) and not can_manage(beta_lead, deepest)
 
-    since = last_event_id()
+    since = last_audit_id()
     services.team_update(actor=org.user("acme.lead"), team=org.sub, parent=org.beta)
     assert verbs_since(since) == ["team.updated"]
     assert Team.objects.get(pk=org.sub.pk).parent_id == org.beta.pk
@@ -787,7 +768,7 @@ def test_a_new_sub_team_is_managed_by_the_leads_above_it(org):
 
 
 def test_team_services_write_one_event_each(org):
-    since = last_event_id()
+    since = last_audit_id()
     team = services.team_create(
         actor=org.user("alpha.lead"), name="Alpha Two", parent=org.alpha, description="d"
     )
@@ -801,7 +782,7 @@ def test_team_services_write_one_event_each(org):
 
 def test_membership_services_write_one_event_each(org):
     newcomer, lead = org.user("newcomer"), org.user("alpha.lead")
-    since = last_event_id()
+    since = last_audit_id()
     granted = services.membership_grant(actor=lead, team=org.alpha, user=newcomer, role="viewer")
     services.membership_change_role(actor=lead, membership=granted, role="ops")
     services.membership_revoke(actor=lead, membership=granted)
@@ -818,7 +799,7 @@ def test_membership_services_write_one_event_each(org):
 
 
 def test_responsibility_services_write_one_event_each(org):
-    since = last_event_id()
+    since = last_audit_id()
     held = services.responsibility_assign(
         actor=org.user("alpha.lead"), user=org.user("alpha.engineer"), kind="R", subject=org.asset
     )
@@ -832,7 +813,7 @@ def test_responsibility_services_write_one_event_each(org):
 
 
 def test_dataasset_create_writes_one_event(org):
-    since = last_event_id()
+    since = last_audit_id()
     dataasset_create(
         actor=org.user("alpha.lead"), name="Labels", kind="relevance_labels", owning_team=org.alpha
     )
@@ -844,7 +825,7 @@ def test_notification_services_write_events_only_on_change(
 ):
     lead = org.user("alpha.lead")
     notification = services.notification_send(recipient=lead, subject="Hello", link="/teams/")
-    since = last_event_id()
+    since = last_audit_id()
     services.notification_mark_read(actor=lead, notification=notification)
     services.notification_mark_read(actor=lead, notification=notification)
     with django_capture_on_commit_callbacks(execute=True):  # the mail goes out after commit
