@@ -1,8 +1,8 @@
 """Permissions on governed objects are the team permissions of the owning team
 (see teams/permissions.py: they follow the org)."""
 
+from core.errors import NotFoundError, PermissionDeniedError
 from teams import permissions as team_perms
-from teams.errors import NotFoundError, PermissionDeniedError
 
 
 def can_view_asset(user, asset) -> bool:

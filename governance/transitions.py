@@ -1,7 +1,7 @@
 """The allowed state transitions of governed objects, and the one guard services call."""
 
+from core.errors import ValidationError
 from governance.choices import ApprovalState, IncidentStatus, VersionStatus
-from teams.errors import ValidationError
 
 
 class InvalidTransitionError(ValidationError):

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
 
+from core.errors import ApplicationError
 from governance import permissions, selectors, services
 from governance.charts import sparkline
 from governance.choices import ApprovalKind, ProfileStatus, VersionStatus
@@ -33,7 +34,6 @@ from governance.forms import (
     VersionUploadForm,
 )
 from governance.services.approvals import default_approver_roles
-from teams.errors import ApplicationError
 from teams.htmx import stop_polling_when_final
 from teams.redirects import safe_return_url
 

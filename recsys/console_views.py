@@ -15,10 +15,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views import View
 
+from core.errors import ApplicationError, PermissionDeniedError
 from recsys import search, selectors
 from recsys.models import ConsoleQuery, SavedQuerySet
 from recsys.services import console as console_services
-from teams.errors import ApplicationError, PermissionDeniedError
 
 K_CHOICES = (10, 20, 50, 100)
 PAGE_SIZE = 20

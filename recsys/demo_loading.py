@@ -37,6 +37,8 @@ from django.core.files import File
 from django.db import connection, transaction
 
 from config.celery import QUEUES, worker_argv
+from core.errors import ApplicationError
+from core.hashing import sha256_file
 from data import demo_generator as gen
 from governance import services as gov
 from governance.choices import ApprovalKind, ApprovalState, ProfileStatus, VersionStatus
@@ -48,7 +50,6 @@ from recsys.demo import DEMO_PIPELINE
 from recsys.models import ActiveIndex, IndexVersion, Pipeline, PipelineRun
 from recsys.services.runs import inputs_fingerprint
 from teams.demo import demo_users
-from teams.errors import ApplicationError
 from teams.models import Membership
 
 Say = Callable[[str], None]
@@ -212,7 +213,7 @@ def _chorus_files(folder: Path, scratch: Path) -> list[DemoFile]:
             fmt="chorus-products",
             note=f"Demo catalog: Icecat products from {folder.name} "
             f"({', '.join(p.name for p in products)})",
-            sha256=_sha256_of(bundle),
+            sha256=sha256_file(bundle),
         ),
         DemoFile(
             role="labels",
@@ -220,7 +221,7 @@ def _chorus_files(folder: Path, scratch: Path) -> list[DemoFile]:
             name="judgments.csv",
             fmt="chorus-judgments",
             note=f"Demo labels: Chorus relevance judgments from {folder.name}",
-            sha256=_sha256_of(judgments),
+            sha256=sha256_file(judgments),
         ),
     ]
 
@@ -277,7 +278,7 @@ def _generic_files(folder: Path) -> list[DemoFile]:
                 name=path.name,
                 fmt=fmt,
                 note=f"Demo {role} from {folder.name}/{path.name}",
-                sha256=_sha256_of(path),
+                sha256=sha256_file(path),
             )
         )
     return files
@@ -309,14 +310,6 @@ def check_demo_files(files: list[DemoFile]) -> None:
                 f"{file.path} lacks the column(s) {', '.join(missing)} that "
                 f"{kind.replace('_', ' ')} need (it has: {', '.join(map(str, frame.columns))})."
             )
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- 1. dataset versions ------------------------------------------------------------------------

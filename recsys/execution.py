@@ -235,9 +235,9 @@ def _inputs(run: PipelineRun) -> dict:
 def _read(version, *, kind: str):
     import pandas as pd
 
+    from core.hashing import sha256_file
     from governance import profiling
     from governance.read_limits import dataset_read_limits
-    from recsys.pipelines.indexing import sha256_file
 
     path = default_storage.path(version.file.name)
     actual = sha256_file(path)  # the approved file, not one changed since: else fail the run

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import Prefetch
 
+from core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from governance.choices import ApprovalKind
 from governance.models import ApprovalRequest, DatasetVersion, Decision
 from recsys import permissions, serving
@@ -21,7 +22,6 @@ from recsys.models import IndexVersion, Pipeline, PipelineRun
 from recsys.pipelines.engine import MODES, Answer, SearchEngine, UnknownProductError
 from recsys.pipelines.engine import UnknownUserError as _UnknownUser
 from recsys.pipelines.products import FilterError
-from teams.errors import NotFoundError, PermissionDeniedError, ValidationError
 
 MAX_QUERY_CHARS = 512
 MAX_K = 100

@@ -6,12 +6,12 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Prefetch, QuerySet
 from django.urls import reverse
 
+from core.errors import NotFoundError
 from governance.choices import VersionStatus
 from governance.models import ApprovalRequest, DatasetVersion, Decision
 from recsys import permissions
 from recsys.models import IndexVersion, Pipeline, PipelineRun
 from teams import permissions as team_perms
-from teams.errors import NotFoundError
 
 
 def _visible_teams(user):

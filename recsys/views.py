@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.views import View
 from django.views.generic import TemplateView
 
+from core.errors import ApplicationError
 from governance.charts import sparkline
 from governance.choices import ApprovalKind
 from governance.models import DatasetVersion
@@ -18,7 +19,6 @@ from recsys.choices import TERMINAL_RUN_STATES
 from recsys.forms import RunRequestForm
 from recsys.services.schedules import CRON_HELP
 from teams import permissions as team_perms
-from teams.errors import ApplicationError
 from teams.htmx import stop_polling_when_final
 
 

@@ -24,9 +24,9 @@ from django.db.models import QuerySet
 from guardian.core import ObjectPermissionChecker
 from guardian.shortcuts import get_objects_for_user
 
+from core.errors import NotFoundError, PermissionDeniedError
 from teams.choices import Role
 from teams.constants import GROUP_ORG, GROUP_TEAM_ROLE
-from teams.errors import NotFoundError, PermissionDeniedError
 from teams.models import Membership, Team, TeamGroupObjectPermission
 
 VIEW_TEAM = "teams.view_team"

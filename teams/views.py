@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
 
+from core.errors import ApplicationError
 from teams import selectors, services
 from teams.choices import RaciKind, Role
-from teams.errors import ApplicationError
 from teams.forms import (
     MemberAddForm,
     MemberRemoveForm,

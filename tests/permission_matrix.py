@@ -192,7 +192,8 @@ def snapshot() -> dict:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
-    from governance.models import AuditEvent, DataAsset
+    from core.models import AuditEvent
+    from governance.models import DataAsset
     from teams.models import (
         Membership,
         Notification,
@@ -252,7 +253,7 @@ def count_changes(before: dict, after: dict) -> dict[str, int]:
 
 def audit_since(before: dict) -> list[tuple[str, str]]:
     """(verb, actor username) of the audit events written after `before`, oldest first."""
-    from governance.models import AuditEvent
+    from core.models import AuditEvent
 
     return list(
         AuditEvent.objects.filter(id__gt=before["last_audit_id"])

@@ -18,7 +18,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from governance.audit import audit_record
+from core.audit import audit_record
+from core.errors import PermissionDeniedError, ValidationError
 from governance.choices import ApprovalState, Verdict
 from governance.constants import (
     DEFAULT_APPROVER_ROLES,
@@ -28,7 +29,6 @@ from governance.constants import (
 from governance.deciders import decide_check, eligible_approvers
 from governance.models import ApprovalPolicy, ApprovalRequest, ApprovalRequirement, Decision
 from governance.transitions import InvalidTransitionError, assert_transition
-from teams.errors import PermissionDeniedError, ValidationError
 from teams.services import notification_send
 
 User = get_user_model()

@@ -9,14 +9,14 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.audit import audit_record
+from core.errors import PermissionDeniedError
 from governance import permissions
-from governance.audit import audit_record
 from governance.choices import ApprovalKind, ApprovalState, IncidentStatus, SlaRule, VersionStatus
 from governance.models import ApprovalRequest, DataAsset, DatasetVersion, Incident, IncidentEvent
 from governance.sla import freshness_check, version_sla_results
 from governance.transitions import assert_transition
 from teams.choices import Role
-from teams.errors import PermissionDeniedError
 from teams.selectors import accountable_for
 from teams.services import notification_send
 

@@ -6,8 +6,8 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.errors import ErrorSerializer
 from recsys import search
-from teams.api.errors import ErrorSerializer
 from teams.api.inputs import MAX_ID
 
 _COMMON = [

@@ -13,13 +13,13 @@ import os
 
 from django.conf import settings
 
+from core.errors import ValidationError
 from governance.choices import VersionStatus
 from governance.models import DatasetVersion
 from recsys.choices import RunKind, RunState
 from recsys.constants import RUN_PARAMETERS, VERSION_PARAMETERS
 from recsys.models import IndexVersion, ModelVersion, Pipeline, PipelineRun
 from recsys.pipelines.common import stable_hash
-from teams.errors import ValidationError
 
 # How a run names an earlier model version of its pipeline as its base model: "model:<id>".
 BASE_MODEL_VERSION_PREFIX = "model:"

@@ -6,6 +6,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from core.errors import ValidationError
 from teams import selectors, services
 from teams.api.inputs import valid_input
 from teams.api.serializers import (
@@ -19,7 +20,6 @@ from teams.api.serializers import (
     TeamOutputSerializer,
     TeamUpdateInputSerializer,
 )
-from teams.errors import ValidationError
 from teams.filters import MembershipFilterSet, ResponsibilityFilterSet, TeamFilterSet
 
 User = get_user_model()

@@ -17,12 +17,13 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 
+from core.errors import ApplicationError, NotFoundError, PermissionDeniedError, ValidationError
+from core.models import AuditEvent
 from governance import services
 from governance.choices import ApprovalState, ProfileStatus, VersionStatus
-from governance.models import ApprovalRequest, AuditEvent, DatasetVersion
+from governance.models import ApprovalRequest, DatasetVersion
 from governance.tasks import dataset_version_profile_task
 from governance.transitions import InvalidTransitionError
-from teams.errors import ApplicationError, NotFoundError, PermissionDeniedError, ValidationError
 from tests.conftest import api_as, login
 
 pytestmark = pytest.mark.django_db

@@ -16,14 +16,9 @@ import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
+from core.models import AuditEvent
 from data import demo_generator as gen
-from governance.models import (
-    ApprovalRequest,
-    AuditEvent,
-    DatasetVersion,
-    Decision,
-    Incident,
-)
+from governance.models import ApprovalRequest, DatasetVersion, Decision, Incident
 from recsys.demo_loading import DemoLoadError, check_demo_files, demo_files
 from recsys.models import ActiveIndex, IndexVersion, ModelVersion, PipelineRun
 from teams.services import notifications_deliver_pending

@@ -14,8 +14,8 @@ import sys
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import ApplicationError
 from recsys import search
-from teams.errors import ApplicationError
 
 
 class Command(BaseCommand):

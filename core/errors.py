@@ -1,9 +1,10 @@
 """Errors that services raise and every interface (UI, API, tasks) renders the same way.
 
-teams is the bottom of the import chain (teams <- governance <- recsys), so the shared
+core is the bottom of the import chain (core <- teams <- governance <- recsys), so the shared
 error types live here.
 """
 
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 
@@ -25,8 +26,11 @@ class ValidationError(ApplicationError):
     status_code = 400
 
 
-class PermissionDeniedError(ApplicationError):
-    """The actor may see the object but not do this to it."""
+class PermissionDeniedError(ApplicationError, PermissionDenied):
+    """The actor may see the object but not do this to it.
+
+    Also a Django PermissionDenied, so a view that lets it propagate answers with the 403 page
+    (showing the message)."""
 
     status_code = 403
 
