@@ -61,7 +61,7 @@ if str(app.conf.broker_url).startswith("filesystem://"):
 # The beat schedule, in one place.
 app.conf.beat_schedule = {
     "audit-verify-chain-hourly": {
-        "task": "governance.audit_verify_chain",
+        "task": "core.audit_verify_chain",
         "schedule": crontab(minute=7),
     },
     "sla-evaluate-every-15-minutes": {

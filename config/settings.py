@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "guardian",
     "axes",
     "csp",
+    "core",
     "teams",
     "governance",
     "recsys",
@@ -90,7 +91,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
-    "governance.audit.CorrelationIdMiddleware",
+    "core.audit.CorrelationIdMiddleware",
     "teams.api.middleware.ApiInputGuardMiddleware",
     # Last: turns a refused (locked-out) login into the lockout page.
     "axes.middleware.AxesMiddleware",
@@ -108,7 +109,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "teams.context_processors.navigation",
+                "core.context_processors.navigation",
             ],
         },
     },
@@ -334,7 +335,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "teams.api.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "teams.api.schema.StewardAutoSchema",
-    "EXCEPTION_HANDLER": "teams.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     # Per client: an authenticated user (token or session) or, anonymous, an address. Counts live
     # in Django's cache (per process unless CACHES names a shared one). An empty rate: no limit.
     "DEFAULT_THROTTLE_CLASSES": [

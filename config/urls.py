@@ -20,7 +20,7 @@ from teams.views import (
     NotificationReadView,
 )
 
-handler404 = "teams.api.errors.page_not_found"
+handler404 = "core.api.errors.page_not_found"
 
 api_v1 = [
     path("", include("teams.api.urls")),

@@ -16,7 +16,7 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import redirect, render
 from django.views import View
 
-from teams.errors import ApplicationError
+from core.errors import ApplicationError
 
 
 class ObjectView(LoginRequiredMixin):

@@ -3,10 +3,10 @@ object (see core.actions). The services raise its refusals, the views hand its v
 templates (booleans). Deciding an approval request is governance.deciders.decide_check."""
 
 from core.actions import Refused, Verdict
+from core.errors import PermissionDeniedError, ValidationError
 from governance import permissions
 from governance.choices import IncidentStatus, ProfileStatus, VersionStatus
 from governance.transitions import transition_verdict
-from teams.errors import PermissionDeniedError, ValidationError
 
 
 def version_actions(user, version) -> dict[str, Verdict]:

@@ -2,8 +2,9 @@
 
 from django.contrib import admin
 
-from governance.models import AuditEvent, DataAsset
-from teams.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
+from core.models import AuditEvent
+from governance.models import DataAsset
 
 
 @admin.register(DataAsset)

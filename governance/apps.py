@@ -7,10 +7,10 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self) -> None:
+        from core import subjects
         from governance.models import DataAsset
         from governance.services.approvals import register_subject_handler
         from governance.services.versions import DATASET_VERSION_HANDLER
-        from teams import subjects
 
         subjects.register(DataAsset)
         register_subject_handler(DATASET_VERSION_HANDLER)

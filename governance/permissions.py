@@ -2,8 +2,8 @@
 (see teams/permissions.py: they follow the org)."""
 
 from core.actions import Allowed, Refused, Verdict
+from core.errors import NotFoundError, PermissionDeniedError
 from teams import permissions as team_perms
-from teams.errors import NotFoundError, PermissionDeniedError
 
 
 def can_view_asset(user, asset) -> bool:

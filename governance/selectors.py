@@ -8,12 +8,13 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Count, Max, Prefetch, Q, QuerySet, Value
 from django.utils import timezone
 
+from core.errors import NotFoundError
+from core.models import AuditEvent
 from governance.choices import ApprovalState, IncidentStatus, ProfileStatus, VersionStatus
 from governance.deciders import can_decide_annotation, decidable_by
 from governance.models import (
     ApprovalRequest,
     ApprovalRequirement,
-    AuditEvent,
     DataAsset,
     DatasetVersion,
     Decision,
@@ -23,7 +24,6 @@ from governance.services.approvals import handler_for
 from governance.sla import version_sla_results
 from teams import permissions as team_perms
 from teams.choices import RaciKind
-from teams.errors import NotFoundError
 from teams.models import Responsibility
 
 

@@ -1,8 +1,8 @@
 """The allowed state transitions of governed objects, and the one guard services call."""
 
 from core.actions import Allowed, Refused, Verdict
+from core.errors import ValidationError
 from governance.choices import ApprovalState, IncidentStatus, VersionStatus
-from teams.errors import ValidationError
 
 
 class InvalidTransitionError(ValidationError):

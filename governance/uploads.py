@@ -22,9 +22,9 @@ from django.core.handlers.wsgi import LimitedStream
 from django.http import JsonResponse
 from django.shortcuts import render
 
+from core.errors import PayloadTooLargeError
 from governance.constants import UPLOAD_FORM_OVERHEAD_BYTES
 from governance.services.versions import max_upload_bytes
-from teams.errors import PayloadTooLargeError
 
 READ_BYTES = 64 * 1024
 

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
 
+from core.errors import ApplicationError
 from core.views import ObjectView, ServiceActionView
 from governance import permissions, selectors, services
 from governance.actions import incident_actions, version_actions
@@ -35,7 +36,6 @@ from governance.forms import (
     VersionUploadForm,
 )
 from governance.services.approvals import default_approver_roles
-from teams.errors import ApplicationError
 from teams.htmx import stop_polling_when_final
 from teams.permissions import can_manage_team, manage_verdict
 from teams.redirects import safe_return_url

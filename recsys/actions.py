@@ -3,12 +3,12 @@ object (see core.actions). The services raise its refusals, the views hand its v
 templates (booleans) and the API."""
 
 from core.actions import Allowed, Refused, Verdict
+from core.errors import PermissionDeniedError, ValidationError
 from governance.choices import ApprovalState
 from recsys import permissions
 from recsys.choices import IndexStatus, RunState
 from recsys.transitions import run_can_transition
 from teams import permissions as team_perms
-from teams.errors import PermissionDeniedError, ValidationError
 
 
 def pipeline_actions(user, pipeline, *, active) -> dict[str, Verdict]:

@@ -7,10 +7,10 @@ class RecsysConfig(AppConfig):
     verbose_name = "Search pipeline"
 
     def ready(self) -> None:
+        from core import subjects
         from governance.services.approvals import register_subject_handler
         from recsys.models import Pipeline
         from recsys.services import INDEX_HANDLER, RUN_HANDLER
-        from teams import subjects
 
         subjects.register(Pipeline)
         register_subject_handler(RUN_HANDLER)

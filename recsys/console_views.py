@@ -14,11 +14,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views import View
 
+from core.errors import ApplicationError, PermissionDeniedError
 from core.views import ObjectView
 from recsys import search, selectors
 from recsys.pipelines.engine import SEARCH_MODES
 from recsys.services import console as console_services
-from teams.errors import ApplicationError, PermissionDeniedError
 
 K_CHOICES = (10, 20, 50, 100)
 PAGE_SIZE = 20

@@ -215,8 +215,8 @@ def _read(version, *, kind: str):
     import pandas as pd
 
     import datafiles
+    from core.hashing import sha256_file
     from governance.read_limits import dataset_read_limits
-    from recsys.pipelines.indexing import sha256_file
 
     path = default_storage.path(version.file.name)
     actual = sha256_file(path)  # the approved file, not one changed since: else fail the run

@@ -1,23 +1,20 @@
 """The pipeline: an owned pipeline, its runs, and the model and index versions they produce."""
 
 from django.conf import settings
-from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 
+from core.models import GovernedSubject
 from recsys.choices import IndexStatus, RunKind, RunState
 from recsys.constants import RUN_QUEUES
 
 
-class Pipeline(models.Model):
+class Pipeline(GovernedSubject):
     """A governed, owned pipeline (like a data asset): its runs need the approval of every team
     owning one of its inputs plus its own team."""
 
-    name = models.CharField(max_length=120)
-    slug = models.SlugField(max_length=60, unique=True)
     owning_team = models.ForeignKey(
         "teams.Team", on_delete=models.PROTECT, related_name="pipelines"
     )
-    description = models.TextField(blank=True)
     input_assets = models.ManyToManyField("governance.DataAsset", related_name="pipelines")
     default_parameters = models.JSONField(default=dict, blank=True)
     schedule = models.CharField(
@@ -30,16 +27,6 @@ class Pipeline(models.Model):
         blank=True,
         help_text="The latest cron slot handled (a retrain requested or skipped for it).",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    responsibilities = GenericRelation(
-        "teams.Responsibility", content_type_field="subject_type", object_id_field="subject_id"
-    )
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class PipelineRun(models.Model):

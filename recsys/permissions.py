@@ -1,8 +1,8 @@
 """Permissions on pipelines are team permissions of the owning team (they follow the org)."""
 
 from core.actions import Allowed, Refused, Verdict
+from core.errors import NotFoundError, PermissionDeniedError
 from teams import permissions as team_perms
-from teams.errors import NotFoundError, PermissionDeniedError
 
 
 def can_view_pipeline(user, pipeline) -> bool:

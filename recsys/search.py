@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from governance.selectors import approvals_latest_for, dataset_versions
 from recsys import permissions, serving
 from recsys.models import IndexVersion, Pipeline, PipelineRun
 from recsys.pipelines.engine import SEARCH_MODES, Answer, SearchEngine, UnknownProductError
 from recsys.pipelines.engine import UnknownUserError as _UnknownUser
 from recsys.pipelines.products import FilterError
-from teams.errors import NotFoundError, PermissionDeniedError, ValidationError
 
 MAX_QUERY_CHARS = 512
 MAX_K = 100

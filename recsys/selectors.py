@@ -5,13 +5,13 @@ from __future__ import annotations
 from django.db.models import Prefetch, QuerySet
 from django.urls import reverse
 
+from core.errors import NotFoundError
 from governance import selectors as gov_selectors
 from governance.choices import VersionStatus
 from governance.deciders import approvers_by_team
 from recsys import permissions
 from recsys.models import ConsoleQuery, IndexVersion, Pipeline, PipelineRun, SavedQuerySet
 from teams import permissions as team_perms
-from teams.errors import NotFoundError
 
 
 def _visible_teams(user):

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from core.errors import ApplicationError
 from recsys.models import ActiveIndex, IndexVersion, Pipeline
 from recsys.pipelines.engine import SearchEngine
 from recsys.pipelines.indexing import META_FILE, IndexChecksumError
-from teams.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 ENGINE_CACHE_SIZE = 3

@@ -3,6 +3,7 @@ that every state change is permission-checked and audited; the admin is read-onl
 
 from django.contrib import admin
 
+from core.admin import ReadOnlyAdmin
 from teams.models import (
     Membership,
     Notification,
@@ -11,17 +12,6 @@ from teams.models import (
     TeamGroupObjectPermission,
     TeamUserObjectPermission,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class MembershipInline(admin.TabularInline):

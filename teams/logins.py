@@ -10,7 +10,7 @@ connected in TeamsConfig.ready() and only record."""
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 
-from governance.audit import audit_record
+from core.audit import audit_record
 
 _MAX_USERNAME = 150
 

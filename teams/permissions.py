@@ -25,9 +25,9 @@ from guardian.core import ObjectPermissionChecker
 from guardian.shortcuts import get_objects_for_user
 
 from core.actions import Allowed, Refused, Verdict
+from core.errors import NotFoundError, PermissionDeniedError
 from teams.choices import Role
 from teams.constants import GROUP_ORG, GROUP_TEAM_ROLE
-from teams.errors import NotFoundError, PermissionDeniedError
 from teams.models import Membership, Team, TeamGroupObjectPermission
 
 VIEW_TEAM = "teams.view_team"

@@ -8,9 +8,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Count, Prefetch, Q, QuerySet
 
-from teams import permissions, subjects
+from core import subjects
+from core.errors import NotFoundError
+from teams import permissions
 from teams.choices import RaciKind, Role
-from teams.errors import NotFoundError
 from teams.models import Membership, Notification, Responsibility, Team
 
 User = get_user_model()

@@ -16,13 +16,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from governance.audit import audit_record
-from teams import permissions, subjects
+from core import subjects
+from core.audit import audit_record
+from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from core.queueing import enqueue_on_commit
+from teams import permissions
 from teams.choices import RaciKind, Role
 from teams.constants import MAX_TEAM_DEPTH
-from teams.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from teams.models import Membership, Notification, Responsibility, Team
-from teams.queueing import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 

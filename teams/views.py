@@ -8,10 +8,10 @@ from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
 
+from core.errors import ApplicationError
 from core.views import ObjectView, ServiceActionView
 from teams import permissions, selectors, services
 from teams.choices import RaciKind, Role
-from teams.errors import ApplicationError
 from teams.forms import (
     MemberAddForm,
     MemberRemoveForm,

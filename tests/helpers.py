@@ -22,7 +22,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 
 # --- the audit trail ------------------------------------------------------------------------------
 

@@ -2,13 +2,13 @@
 
 from rest_framework import serializers
 
+from core.models import AuditEvent
 from governance.choices import ApprovalState, AssetKind, Classification, Verdict
 from governance.forms import FORMAT_CHOICES
 from governance.models import (
     ApprovalPolicy,
     ApprovalRequest,
     AssetSLA,
-    AuditEvent,
     DataAsset,
     DatasetVersion,
     Decision,

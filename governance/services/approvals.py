@@ -18,7 +18,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from governance.audit import audit_record
+from core.audit import audit_record
+from core.errors import PermissionDeniedError, ValidationError
 from governance.choices import ApprovalState, Verdict
 from governance.constants import (
     DEFAULT_APPROVER_ROLES,
@@ -34,7 +35,6 @@ from governance.models import (
     Decision,
 )
 from governance.transitions import InvalidTransitionError, assert_transition
-from teams.errors import PermissionDeniedError, ValidationError
 from teams.services import notification_send
 
 User = get_user_model()

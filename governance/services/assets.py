@@ -3,12 +3,12 @@
 from django.db import transaction
 from django.utils.text import slugify
 
+from core.audit import audit_record
+from core.errors import PermissionDeniedError, ValidationError
 from governance import permissions as asset_perms
-from governance.audit import audit_record
 from governance.choices import AssetKind, Classification
 from governance.models import AssetSLA, DataAsset
 from teams import permissions
-from teams.errors import PermissionDeniedError, ValidationError
 from teams.models import Team
 
 _UNSET = object()

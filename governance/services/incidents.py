@@ -9,8 +9,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.audit import audit_record
 from governance.actions import incident_actions
-from governance.audit import audit_record
 from governance.choices import ApprovalKind, ApprovalState, IncidentStatus, SlaRule, VersionStatus
 from governance.models import ApprovalRequest, DataAsset, DatasetVersion, Incident, IncidentEvent
 from governance.sla import freshness_check, version_sla_results

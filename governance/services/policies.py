@@ -2,12 +2,12 @@
 
 from django.db import transaction
 
-from governance.audit import audit_record
+from core.audit import audit_record
+from core.errors import ValidationError
 from governance.choices import ApprovalKind
 from governance.models import ApprovalPolicy, ApprovalPolicyRole
 from teams import permissions
 from teams.choices import Role
-from teams.errors import ValidationError
 from teams.models import Team
 
 APPROVER_ROLE_CHOICES = (Role.LEAD, Role.STEWARD, Role.ENGINEER, Role.OPS)

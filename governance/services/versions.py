@@ -14,17 +14,18 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from core.audit import audit_record
+from core.errors import ValidationError
+from core.hashing import sha256_file
+from core.queueing import enqueue_on_commit, send
 from governance import permissions
 from governance.actions import version_actions
-from governance.audit import audit_record
 from governance.choices import ApprovalKind, ProfileStatus, VersionStatus
 from governance.constants import MAX_UPLOAD_BYTES_DEFAULT, UPLOAD_CHUNK_BYTES
 from governance.models import DataAsset, DatasetVersion
 from governance.services.approvals import SubjectHandler, approval_request_open
 from governance.sla import version_sla_results
 from governance.transitions import assert_transition
-from teams.errors import ValidationError
-from teams.queueing import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 UNKNOWN_FORMAT = "unknown"  # content that contradicts its file name
@@ -278,7 +279,7 @@ def dataset_versions_profile_sweep(*, stuck_after_minutes: int = 120) -> dict[st
 
     pending = versions_waiting_for_profile()
     for version_id in pending:
-        dataset_version_profile_task.delay(version_id)
+        send(dataset_version_profile_task, version_id)
     stuck = versions_stuck_profiling(older_than_minutes=stuck_after_minutes)
     for version_id in stuck:
         dataset_version_profile_fail(
@@ -297,7 +298,7 @@ def _run_profile(version: DatasetVersion) -> tuple[dict | None, str]:
     contract = profiling.SchemaContract.from_dict(version.asset.schema_contract or None)
     try:
         path = default_storage.path(version.file.name)
-        if _sha256_of(path) != version.sha256:
+        if sha256_file(path) != version.sha256:
             return None, "The stored file no longer matches its checksum: it was altered."
         if version.format == UNKNOWN_FORMAT:  # say what the content is instead
             with open(path, "rb") as handle:
@@ -313,14 +314,6 @@ def _run_profile(version: DatasetVersion) -> tuple[dict | None, str]:
     except Exception as exc:  # a bad file must fail its version, not the worker
         logger.exception("profiling version %s failed", version.pk)
         return None, f"Unexpected error while profiling: {type(exc).__name__}: {exc}"
-
-
-def _sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(UPLOAD_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @transaction.atomic

@@ -6,9 +6,9 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.errors import ErrorSerializer
 from recsys import search
 from recsys.pipelines.engine import SEARCH_MODES
-from teams.api.errors import ErrorSerializer
 from teams.api.inputs import MAX_ID
 
 _COMMON = [

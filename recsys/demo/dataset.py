@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from core.hashing import sha256_file
 from data import demo_generator as gen
 from recsys.demo.errors import DemoLoadError, Say
 
@@ -125,7 +126,7 @@ def _chorus_files(folder: Path, scratch: Path) -> list[DemoFile]:
             fmt="chorus-products",
             note=f"Demo catalog: Icecat products from {folder.name} "
             f"({', '.join(p.name for p in products)})",
-            sha256=_sha256_of(bundle),
+            sha256=sha256_file(bundle),
         ),
         DemoFile(
             role="labels",
@@ -133,7 +134,7 @@ def _chorus_files(folder: Path, scratch: Path) -> list[DemoFile]:
             name="judgments.csv",
             fmt="chorus-judgments",
             note=f"Demo labels: Chorus relevance judgments from {folder.name}",
-            sha256=_sha256_of(judgments),
+            sha256=sha256_file(judgments),
         ),
     ]
 
@@ -169,7 +170,7 @@ def _generic_files(folder: Path) -> list[DemoFile]:
                 name=path.name,
                 fmt=fmt,
                 note=f"Demo {role} from {folder.name}/{path.name}",
-                sha256=_sha256_of(path),
+                sha256=sha256_file(path),
             )
         )
     return files
@@ -201,11 +202,3 @@ def check_demo_files(files: list[DemoFile]) -> None:
                 f"{file.path} lacks the column(s) {', '.join(missing)} that "
                 f"{kind.replace('_', ' ')} need (it has: {', '.join(map(str, frame.columns))})."
             )
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

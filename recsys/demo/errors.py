@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from teams.errors import ApplicationError
+from core.errors import ApplicationError
 
 Say = Callable[[str], None]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from core.errors import ApplicationError
 from governance.choices import ApprovalKind, ApprovalState
 from recsys import services
 from recsys.choices import TERMINAL_RUN_STATES, IndexStatus, RunKind, RunState
@@ -17,7 +18,6 @@ from recsys.demo.errors import DemoLoadError, Say, call_service
 from recsys.demo.worker import DemoWorker
 from recsys.models import ActiveIndex, IndexVersion, Pipeline, PipelineRun
 from recsys.services.runs import inputs_fingerprint
-from teams.errors import ApplicationError
 
 RUN_REQUESTER = "ops.ops"  # the demo ops user of search-ops, which owns the demo pipeline
 

@@ -108,12 +108,3 @@ def _apply(s: pd.Series, mask: pd.Series, fn: Callable) -> tuple:
     s.loc[mask] = after
     diff = flag(before.ne(after))
     return mask.index.isin(diff.index[diff]), before[diff], after[diff]
-
-
-def sha256_file(path: str) -> str:
-    """sha256 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from recsys.pipelines.common import CancelledError, ProgressFn, sha256_file
+from core.hashing import sha256_file
+from recsys.pipelines.common import CancelledError, ProgressFn
 
 # Word pieces of the tiny test vocabulary: specials, then whole words, then single characters and
 # their "##" continuations so any lower-case ASCII text tokenises without [UNK].

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.pipelines.common import sha256_file
+from core.hashing import sha256_file
 
 FLAT_MAX = 200_000
 HNSW_MAX = 5_000_000

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.hashing import sha256_file
 from recsys.pipelines.common import CancelledError, ProgressFn, stable_hash
 from recsys.pipelines.encoding import (
     Encoder,
@@ -102,11 +103,7 @@ def dir_checksum(path: str) -> str:
     for root, _dirs, files in os.walk(path):
         names += [os.path.relpath(os.path.join(root, f), path) for f in files]
     for name in sorted(names):
-        file_hash = hashlib.sha256()
-        with open(os.path.join(path, name), "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                file_hash.update(chunk)
-        digest.update(f"{name}\0{file_hash.hexdigest()}\n".encode())
+        digest.update(f"{name}\0{sha256_file(os.path.join(path, name))}\n".encode())
     return digest.hexdigest()
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
-from governance.audit import audit_record
+from core.audit import audit_record
+from core.errors import NotFoundError, ValidationError
 from recsys import search
 from recsys.models import ConsoleQuery, Pipeline, SavedQuerySet
-from teams.errors import NotFoundError, ValidationError
 
 CONSOLE_HISTORY = 50
 MAX_SAVED_QUERIES = 200

@@ -10,7 +10,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from governance.audit import audit_record
+from core.audit import audit_record
+from core.errors import PermissionDeniedError, ValidationError
 from governance.choices import ApprovalKind
 from governance.selectors import approval_latest_for
 from governance.services.approvals import SubjectHandler, approval_request_open
@@ -20,7 +21,6 @@ from recsys.constants import QUALITY_GATE_TOLERANCE_DEFAULT
 from recsys.models import ActiveIndex, IndexVersion, Pipeline
 from recsys.pipelines.common import stable_hash
 from recsys.transitions import assert_index_transition
-from teams.errors import PermissionDeniedError, ValidationError
 
 
 def gate_tolerance() -> float:

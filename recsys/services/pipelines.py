@@ -5,13 +5,13 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from governance.audit import audit_record
+from core.audit import audit_record
+from core.errors import ValidationError
 from recsys.actions import pipeline_actions
 from recsys.models import Pipeline
 from recsys.services.run_validation import validate_parameters
 from recsys.services.schedules import clean_schedule
 from teams import permissions as team_perms
-from teams.errors import ValidationError
 
 
 @transaction.atomic

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from governance.audit import audit_record
+from core.audit import audit_record
 from recsys.models import IndexVersion, ModelVersion, PipelineRun
 from recsys.services.run_validation import base_model_name
 

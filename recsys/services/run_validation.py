@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+from core.errors import ValidationError
 from governance.choices import VersionStatus
 from recsys.choices import RunKind, RunState
 from recsys.constants import RUN_PARAMETERS, VERSION_PARAMETERS
 from recsys.models import IndexVersion, ModelVersion, Pipeline, PipelineRun
 from recsys.pipelines.common import stable_hash
-from teams.errors import ValidationError
 
 if TYPE_CHECKING:
     from governance.models import DatasetVersion

@@ -19,7 +19,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from governance.audit import audit_record, correlation_scope
+from core.audit import audit_record, correlation_scope
+from core.errors import PermissionDeniedError, ValidationError
+from core.queueing import send
 from governance.choices import ApprovalKind, ApprovalState
 from governance.selectors import approval_latest_for
 from governance.services.approvals import (
@@ -45,7 +47,6 @@ from recsys.services.run_validation import (
 )
 from recsys.storage import remove_tree, run_dir, stored_files
 from recsys.transitions import assert_run_transition
-from teams.errors import PermissionDeniedError, ValidationError
 
 if TYPE_CHECKING:
     from governance.models import DatasetVersion
@@ -165,18 +166,10 @@ def _enqueue(run_id: int, attempt: int, kind: str) -> None:
     and the sweep sends it later; the task's guards make a duplicate delivery harmless."""
     from recsys.tasks import run_execute_task
 
-    queue = RUN_QUEUES[kind]
-    try:
-        run_execute_task.apply_async(args=[run_id, attempt], queue=queue, retry=False)
-    except Exception:  # broker unreachable: nothing is lost, the sweep retries
-        logger.warning(
-            "could not enqueue run %s (attempt %s); the sweep will retry",
-            run_id,
-            attempt,
-            exc_info=True,
+    if send(run_execute_task, run_id, attempt, queue=RUN_QUEUES[kind], retry=False):
+        PipelineRun.objects.filter(pk=run_id, state=RunState.QUEUED).update(
+            enqueued_at=timezone.now()
         )
-        return
-    PipelineRun.objects.filter(pk=run_id, state=RunState.QUEUED).update(enqueued_at=timezone.now())
 
 
 def runs_sweep(*, now=None, worker_lost_after: int | None = None) -> dict:

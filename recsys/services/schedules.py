@@ -23,13 +23,14 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 
-from governance.audit import audit_record
+from core.audit import audit_record
+from core.errors import ApplicationError, ValidationError
+from governance.models import DatasetVersion
 from governance.selectors import dataset_versions
 from recsys.choices import RunKind
 from recsys.models import Pipeline
 from recsys.services.run_validation import REQUIRED_INPUT_KINDS, USABLE_INPUT_STATES
 from teams.choices import Role
-from teams.errors import ApplicationError, ValidationError
 from teams.selectors import accountable_for
 
 if TYPE_CHECKING:
@@ -219,7 +220,7 @@ def _skip(pipeline: Pipeline, previous, slot: datetime, reason: str) -> str:
 
 def _last_skip_reason(pipeline: Pipeline) -> str | None:
     """The reason of the pipeline's last schedule event if it was a skip, else None."""
-    from governance.models import AuditEvent
+    from core.models import AuditEvent
 
     last = (
         AuditEvent.objects.filter(

@@ -5,7 +5,7 @@ from drf_spectacular.plumbing import build_basic_type
 from drf_spectacular.types import OpenApiTypes
 from rest_framework.pagination import PageNumberPagination
 
-from teams.errors import ValidationError
+from core.errors import ValidationError
 
 MAX_PAGE = 2**31 - 1
 

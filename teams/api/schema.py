@@ -1,5 +1,5 @@
 """The OpenAPI schema tells the whole truth: every operation documents the error answers it can
-give, with the one error shape (teams.api.errors.ErrorSerializer). Set as DEFAULT_SCHEMA_CLASS,
+give, with the one error shape (core.api.errors.ErrorSerializer). Set as DEFAULT_SCHEMA_CLASS,
 so an endpoint added later is covered without a decorator."""
 
 from django.core.exceptions import FieldDoesNotExist
@@ -8,7 +8,7 @@ from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
-from teams.api.errors import ErrorSerializer
+from core.api.errors import ErrorSerializer
 
 INTEGER_RANGES = BaseDatabaseOperations.integer_field_ranges
 

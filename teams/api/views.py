@@ -5,6 +5,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from core.errors import ValidationError
 from teams import selectors, services
 from teams.api.inputs import valid_input
 from teams.api.serializers import (
@@ -18,7 +19,6 @@ from teams.api.serializers import (
     TeamOutputSerializer,
     TeamUpdateInputSerializer,
 )
-from teams.errors import ValidationError
 from teams.filters import MembershipFilterSet, ResponsibilityFilterSet, TeamFilterSet
 
 

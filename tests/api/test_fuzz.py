@@ -56,8 +56,9 @@ def populate(org):
     actions on them) are checked too, not only 404s."""
     from django.contrib.contenttypes.models import ContentType
 
+    from core.models import AuditEvent
     from governance import services
-    from governance.models import ApprovalRequest, AuditEvent, DatasetVersion
+    from governance.models import ApprovalRequest, DatasetVersion
     from recsys.services.pipelines import pipeline_create
     from recsys.services.runs import run_request
 

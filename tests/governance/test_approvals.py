@@ -15,21 +15,15 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from core.audit import verify_chain
+from core.errors import PermissionDeniedError, ValidationError
+from core.models import AuditEvent
 from governance import services
-from governance.audit import verify_chain
 from governance.choices import ApprovalKind, ApprovalState, VersionStatus
-from governance.models import (
-    ApprovalPolicy,
-    ApprovalRequest,
-    AuditEvent,
-    DataAsset,
-    DatasetVersion,
-    Decision,
-)
+from governance.models import ApprovalPolicy, ApprovalRequest, DataAsset, DatasetVersion, Decision
 from governance.services import approvals as engine
 from governance.transitions import InvalidTransitionError
 from teams import services as team_services
-from teams.errors import PermissionDeniedError, ValidationError
 from teams.models import Notification
 from tests import helpers
 from tests.conftest import api_as

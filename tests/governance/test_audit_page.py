@@ -15,8 +15,8 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from governance.audit import audit_record
-from governance.models import AuditEvent
+from core.audit import audit_record
+from core.models import AuditEvent
 from governance.services import dataasset_create, dataasset_update
 from teams.services import team_create
 from tests.factories import UserFactory

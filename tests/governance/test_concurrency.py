@@ -13,10 +13,11 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
+from core.audit import verify_chain
+from core.models import AuditEvent
 from governance import services
-from governance.audit import verify_chain
 from governance.choices import ApprovalKind, ApprovalState, VersionStatus
-from governance.models import ApprovalRequest, AuditEvent, DatasetVersion, Decision
+from governance.models import ApprovalRequest, DatasetVersion, Decision
 from governance.tasks import dataset_version_profile_task
 from governance.transitions import InvalidTransitionError
 from teams import services as team_services

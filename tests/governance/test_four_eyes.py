@@ -16,6 +16,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.test import Client
 
+from core.errors import PermissionDeniedError
 from governance import deciders, selectors
 from governance import services as gov
 from governance.choices import ApprovalKind
@@ -24,7 +25,6 @@ from governance.services.approvals import handler_for
 from recsys import services as recsys_services
 from recsys.models import IndexVersion, ModelVersion
 from teams import services as team_services
-from teams.errors import PermissionDeniedError
 from teams.models import Notification
 from tests.conftest import api_as, login
 from tests.factories import UserFactory, policy_create

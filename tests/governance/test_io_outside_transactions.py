@@ -17,8 +17,9 @@ from django.core.files.base import File
 from django.core.mail import get_connection
 from django.core.mail.backends import locmem
 
+from core.models import AuditEvent
 from governance import services
-from governance.models import AuditEvent, DatasetVersion
+from governance.models import DatasetVersion
 from teams import services as team_services
 from teams.models import Notification
 from tests.conftest import build_org
@@ -32,7 +33,7 @@ CSV = b"id,title,price\n" + b"".join(b"%d,product %d,9.5\n" % (i, i) for i in ra
 @pytest.fixture(autouse=True)
 def quiet_broker():
     """No broker messages from these tests (the enqueued jobs are not what they test)."""
-    with mock.patch("teams.queueing._send"):
+    with mock.patch("core.queueing.send"):
         yield
 
 

@@ -1,12 +1,12 @@
-"""Migration 0005 turns the approver roles of policies (a JSON list) and of requirements (a
+"""Migration 0006 turns the approver roles of policies (a JSON list) and of requirements (a
 ",steward,lead," string) into a row per role, in their order, and back."""
 
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-BEFORE = [("governance", "0004_audit_chain_sealed_after_commit")]
-AFTER = [("governance", "0005_approver_roles_relational")]
+BEFORE = [("governance", "0005_auditevent_moves_to_core")]
+AFTER = [("governance", "0006_approver_roles_relational")]
 
 
 def migrate(targets):

@@ -21,12 +21,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
+from core.models import AuditEvent
 from governance import services
 from governance.models import (
     ApprovalRequest,
     ApprovalRequirement,
     AssetSLA,
-    AuditEvent,
     DataAsset,
     DatasetVersion,
     Decision,

@@ -4,9 +4,10 @@ requests snapshot the policy (open requests keep theirs)."""
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from core.errors import NotFoundError, PermissionDeniedError, ValidationError
+from core.models import AuditEvent
 from governance import services
-from governance.models import ApprovalPolicy, ApprovalRequest, AuditEvent
-from teams.errors import NotFoundError, PermissionDeniedError, ValidationError
+from governance.models import ApprovalPolicy, ApprovalRequest
 from tests.conftest import api_as, login
 from tests.helpers import audit_delta, refused
 

@@ -22,9 +22,10 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from core.models import AuditEvent
 from governance import services
 from governance.choices import ProfileStatus
-from governance.models import AuditEvent, DatasetVersion
+from governance.models import DatasetVersion
 from tests.conftest import _worker_database_url
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,9 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from governance.audit import verify_chain
-from governance.models import AuditEvent, DataAsset
+from core.audit import verify_chain
+from core.models import AuditEvent
+from governance.models import DataAsset
 from teams import permissions, selectors
 from teams.demo import DEMO_PASSWORD, DEMO_ROLES, DEMO_TEAMS
 from teams.models import Membership, Responsibility, Team, TeamGroupObjectPermission

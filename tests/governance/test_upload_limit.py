@@ -11,7 +11,8 @@ import html
 import pytest
 from django.core.files.uploadhandler import FileUploadHandler
 
-from governance.models import AuditEvent, DatasetVersion
+from core.models import AuditEvent
+from governance.models import DatasetVersion
 from tests.conftest import api_as, login
 
 pytestmark = pytest.mark.django_db

@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import html
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,13 +17,16 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
+from django.utils import timezone
 
+from core.errors import ApplicationError, NotFoundError, PermissionDeniedError, ValidationError
+from core.models import AuditEvent
 from governance import services
 from governance.choices import ApprovalState, ProfileStatus, VersionStatus
-from governance.models import ApprovalRequest, AuditEvent, DatasetVersion
+from governance.models import ApprovalRequest, DatasetVersion
+from governance.services.versions import dataset_versions_profile_sweep
 from governance.tasks import dataset_version_profile_task
 from governance.transitions import InvalidTransitionError
-from teams.errors import ApplicationError, NotFoundError, PermissionDeniedError, ValidationError
 from tests.conftest import api_as, login
 from tests.helpers import audit_since, last_audit_id
 
@@ -212,6 +216,31 @@ def test_upload_stores_a_draft_and_enqueues_profiling_after_commit(
     assert_stored_as_received(media, version, "catalog.csv", CSV)
     assert version_verbs(version) == ["datasetversion.uploaded"]
     assert request_of(version) is None
+
+
+def test_the_profiling_sweep_resends_after_a_broker_outage_without_failing(
+    org, monkeypatch, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):  # the upload's own send was lost
+        version = services.dataset_version_upload(
+            actor=org.user("alpha.engineer"),
+            asset=org.asset,
+            file=SimpleUploadedFile("catalog.csv", CSV),
+            name="catalog.csv",
+        )
+    DatasetVersion.objects.filter(pk=version.pk).update(
+        created_at=timezone.now() - timedelta(minutes=10)
+    )
+
+    def broker_down(*args):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(dataset_version_profile_task, "delay", broker_down)
+    assert dataset_versions_profile_sweep() == {"requeued": 1, "failed": 0}
+    sent = []
+    monkeypatch.setattr(dataset_version_profile_task, "delay", sent.append)
+    dataset_versions_profile_sweep()
+    assert sent == [version.pk]
 
 
 def test_profile_then_submit_opens_the_approval(org, media):

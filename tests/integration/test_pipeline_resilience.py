@@ -22,14 +22,14 @@ import pytest
 from django.conf import settings
 
 from config.celery import worker_argv
+from core.errors import ValidationError
+from core.models import AuditEvent
 from governance import services as gov
-from governance.models import AuditEvent
 from recsys import services
 from recsys.models import ActiveIndex, IndexVersion, ModelVersion, PipelineRun
 from recsys.pipelines.encoding import tiny_encoder
 from recsys.pipelines.indexing import IndexChecksumError, load_index
 from recsys.storage import run_dir
-from teams.errors import ValidationError
 from tests.conftest import _worker_database_url, build_org, tiny_models_dir, wait_for
 from tests.recsys.pipeline_setup import approve_run, build_pipeline_org, request_run, run_approval
 
@@ -273,7 +273,7 @@ def test_a_run_approved_while_the_broker_is_down_stays_queued_and_the_sweep_send
         assert run_approval(run).state == "approved"
         row = _row(run)
         assert row["state"] == "queued" and row["enqueued_at"] is None
-        assert "could not enqueue run" in caplog.text
+        assert "could not enqueue recsys.run_execute" in caplog.text
         # A sweep during the outage loses nothing either.
         assert services.runs_sweep()["requeued"] == 1
         row = _row(run)

@@ -46,7 +46,7 @@ def test_gap_notification_is_emailed_by_the_worker(celery_worker):
 def test_nothing_is_enqueued_when_the_service_fails(
     celery_worker, django_capture_on_commit_callbacks
 ):
-    from teams.errors import ConflictError
+    from core.errors import ConflictError
 
     org = build_org()
     alpha_steward = org.user("alpha.steward")

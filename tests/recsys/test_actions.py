@@ -6,10 +6,10 @@ from types import SimpleNamespace
 import pytest
 
 from core.actions import Allowed, Refused
+from core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from governance.models import ApprovalRequest
 from recsys.actions import index_actions, pipeline_actions, run_actions
 from recsys.models import IndexVersion, Pipeline, PipelineRun
-from teams.errors import NotFoundError, PermissionDeniedError, ValidationError
 from teams.models import Team
 
 

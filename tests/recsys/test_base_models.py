@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ValidationError
 from recsys import services
 from recsys.models import PipelineRun
 from recsys.pipelines import encoding
 from recsys.services.run_validation import resolve_base_model
-from teams.errors import ValidationError
 from tests.conftest import api_as, login
 from tests.recsys.pipeline_setup import approve_run, request_run
 

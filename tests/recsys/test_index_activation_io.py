@@ -10,11 +10,11 @@ from unittest import mock
 
 import pytest
 
+from core.errors import ValidationError
 from governance import services as gov
 from recsys import services
 from recsys.models import ActiveIndex, IndexVersion
 from recsys.pipelines import indexing
-from teams.errors import ValidationError
 from tests.conftest import build_org
 from tests.db_probe import database_is_sqlite, database_writable_now
 from tests.recsys.pipeline_setup import approve_run, build_pipeline_org, request_run
@@ -29,7 +29,7 @@ def approved_index(settings, tmp_path, tiny_model_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.ARTIFACT_ROOT = tmp_path / "artifacts"
     # Nothing reaches a broker: a session worker (committed rows) would take the run too.
-    with mock.patch("teams.queueing._send"), mock.patch("recsys.services.runs._enqueue"):
+    with mock.patch("core.queueing.send"), mock.patch("recsys.services.runs._enqueue"):
         org = build_pipeline_org(build_org(), tiny_model_path)
         run = request_run(org)
         approve_run(org, run)

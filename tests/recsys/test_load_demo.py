@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
+from core.models import AuditEvent
 from data import demo_generator as gen
 from governance.models import (
     ApprovalRequest,
-    AuditEvent,
     DatasetVersion,
     Decision,
     Incident,

@@ -8,13 +8,14 @@ import uuid
 
 import pytest
 
+from core.errors import ValidationError
+from core.models import AuditEvent
 from data import demo_generator as gen
 from governance import services as gov
-from governance.models import AuditEvent, DatasetVersion
+from governance.models import DatasetVersion
 from recsys import services
 from recsys.models import IndexVersion, ModelVersion, PipelineRun
 from recsys.storage import run_dir
-from teams.errors import ValidationError
 from tests.conftest import api_as, login
 from tests.recsys.pipeline_setup import (
     approve_run,

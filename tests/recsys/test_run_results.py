@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from governance.models import AuditEvent
+from core.models import AuditEvent
 from recsys import services
 from recsys.models import IndexVersion, ModelVersion, PipelineRun
 from recsys.pipelines import steps

@@ -13,6 +13,7 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings as django_settings
 
+from core.errors import PermissionDeniedError, ValidationError
 from governance import services as gov
 from governance.models import DatasetVersion
 from governance.transitions import InvalidTransitionError
@@ -26,7 +27,6 @@ from recsys.services.runs import run_start
 from recsys.serving import EngineSpec
 from recsys.storage import run_dir
 from teams import services as team_services
-from teams.errors import PermissionDeniedError, ValidationError
 from tests.recsys.pipeline_setup import (
     approve_run,
     build_pipeline_org,
@@ -358,7 +358,7 @@ def _running(org, capture, **parameters):
 
 
 def _started_count(run) -> int:
-    from governance.models import AuditEvent
+    from core.models import AuditEvent
 
     return AuditEvent.objects.filter(verb="pipelinerun.started", target_id=str(run.pk)).count()
 
@@ -498,7 +498,7 @@ def test_the_sweep_re_sends_queued_runs_after_the_configured_time(
 
 
 def test_cancelling_a_run_awaiting_approval_records_who_cancelled_it(pipeline_org):
-    from governance.models import AuditEvent
+    from core.models import AuditEvent
 
     run = _request(pipeline_org)  # requested by beta.ops
     lead = pipeline_org.user("beta.lead")

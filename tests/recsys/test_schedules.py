@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 
+from core.errors import PermissionDeniedError, ValidationError
+from core.models import AuditEvent
 from governance import services as gov
-from governance.models import AuditEvent
 from recsys import services
 from recsys.models import Pipeline, PipelineRun
 from recsys.services import schedules
 from teams import services as team_services
-from teams.errors import PermissionDeniedError, ValidationError
 from teams.models import Notification
 from tests.conftest import api_as, login
 from tests.recsys.pipeline_setup import build_pipeline_org, run_approval

@@ -229,7 +229,7 @@ def test_console_error_is_shown_not_raised(served, client):
 
 
 def test_query_sets_save_compare_delete(served, client):
-    from governance.models import AuditEvent
+    from core.models import AuditEvent
 
     login(client, served.admin)
     response = client.post(

@@ -12,9 +12,9 @@ import threading
 import pytest
 from django.db import connection
 
-from governance.models import AuditEvent
+from core.errors import ValidationError
+from core.models import AuditEvent
 from teams import permissions, services
-from teams.errors import ValidationError
 from teams.models import Team
 from tests.conftest import build_org
 

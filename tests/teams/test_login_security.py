@@ -10,8 +10,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
-from governance.audit import verify_chain
-from governance.models import AuditEvent
+from core.audit import verify_chain
+from core.models import AuditEvent
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db

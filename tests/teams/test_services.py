@@ -12,11 +12,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from governance.models import AuditEvent
+from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from core.models import AuditEvent
 from governance.services import dataasset_create
 from teams import permissions, selectors, services
 from teams.constants import MAX_TEAM_DEPTH
-from teams.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from teams.models import Membership, Notification, Responsibility, Team, TeamGroupObjectPermission
 from teams.tasks import notification_email_send_task
 from tests import helpers

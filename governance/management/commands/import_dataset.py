@@ -13,10 +13,10 @@ from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import ApplicationError
 from governance import services
 from governance.forms import FORMAT_CHOICES
 from governance.models import DataAsset, DatasetVersion
-from teams.errors import ApplicationError
 
 User = get_user_model()
 FORMATS = [value for value, _label in FORMAT_CHOICES if value]

@@ -14,9 +14,9 @@ import sys
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import ApplicationError
 from recsys import search
 from recsys.pipelines.engine import SEARCH_MODES
-from teams.errors import ApplicationError
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from governance.audit import verify_chain
+from core.audit import verify_chain
 
 
 class Command(BaseCommand):

@@ -63,7 +63,7 @@ def rows_to_roles(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("governance", "0004_audit_chain_sealed_after_commit"),
+        ("governance", "0005_auditevent_moves_to_core"),
     ]
 
     operations = [

@@ -101,7 +101,7 @@ def _chain_lock_taken(*, wait: bool) -> bool:
 def _seal_unsealed() -> int:
     """Link every unsealed event this transaction can see after the chain's last one, oldest
     first. The caller holds the chain's lock."""
-    from governance.models import AuditEvent
+    from core.models import AuditEvent
 
     last = AuditEvent.objects.filter(seq__isnull=False).order_by("-seq")
     last = last.values_list("seq", "hash").first()
@@ -134,7 +134,7 @@ def audit_record(*, actor, verb: str, target, before=None, after=None):
     another transaction holds it, just after this one commits. Writing never waits for the
     lock: a transaction that held row locks and then waited for the chain, while the chain's
     holder waited for those rows, would deadlock."""
-    from governance.models import AuditEvent
+    from core.models import AuditEvent
 
     with transaction.atomic():
         actor_obj = actor if actor is not None and actor.is_authenticated else None
@@ -171,7 +171,7 @@ class ChainReport:
 def verify_chain(batch_size: int = 2000) -> ChainReport:
     """Walk the chain in its order; report the first event whose link or hash is wrong, and
     how many events wait to be sealed."""
-    from governance.models import AuditEvent
+    from core.models import AuditEvent
 
     expected_prev = GENESIS_HASH
     checked = 0

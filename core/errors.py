@@ -1,6 +1,6 @@
 """Errors that services raise and every interface (UI, API, tasks) renders the same way.
 
-teams is the bottom of the import chain (teams <- governance <- recsys), so the shared
+core is the bottom of the import chain (core <- teams <- governance <- recsys), so the shared
 error types live here.
 """
 
@@ -29,7 +29,7 @@ class ValidationError(ApplicationError):
 class PermissionDeniedError(ApplicationError, PermissionDenied):
     """The actor may see the object but not do this to it.
 
-    Also a PermissionDenied, so a view that lets it propagate answers with Django's 403 page
+    Also a Django PermissionDenied, so a view that lets it propagate answers with the 403 page
     (showing the message)."""
 
     status_code = 403

@@ -13,8 +13,9 @@ import threading
 import pytest
 from django.db import close_old_connections, connection, transaction
 
-from governance.audit import audit_record, verify_chain
-from governance.models import AuditEvent, DataAsset
+from core.audit import audit_record, verify_chain
+from core.models import AuditEvent
+from governance.models import DataAsset
 from tests.conftest import build_org
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

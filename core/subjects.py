@@ -1,7 +1,8 @@
 """The registry of governed subject types: models that can carry RACI responsibilities.
 
-A governed subject has an `owning_team` foreign key to Team. Apps above teams (governance,
-recsys) register their models in AppConfig.ready(), so teams never imports them.
+A governed subject has an `owning_team` foreign key to Team. The apps that define them
+(governance, recsys) register their models in AppConfig.ready(), so neither core nor teams,
+which reads the registry, imports them.
 """
 
 from django.contrib.contenttypes.models import ContentType

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from governance.audit import (
+from core.audit import (
     GENESIS_HASH,
     _event_digest,
     audit_record,
@@ -19,8 +19,8 @@ from governance.audit import (
     correlation_scope,
     verify_chain,
 )
-from governance.models import AuditEvent
-from governance.tasks import audit_verify_chain_task
+from core.models import AuditEvent
+from core.tasks import audit_verify_chain_task
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -100,7 +100,7 @@ def test_the_event_records_who_did_what_to_which_object(org):
 )
 def test_a_row_altered_in_the_database_breaks_the_chain(org, column, value):
     middle = events()[len(events()) // 2]
-    sql = f"UPDATE governance_auditevent SET {column} = %s WHERE id = %s"  # noqa: S608 - fixed names
+    sql = f"UPDATE core_auditevent SET {column} = %s WHERE id = %s"  # noqa: S608 - fixed names
     raw(sql, [value, middle.id])
     report = verify_chain()
     assert not report.ok
@@ -114,7 +114,7 @@ def test_verify_audit_names_the_first_broken_event(org):
     chain = events()
     first, later = chain[3], chain[-2]
     for event in (later, first):
-        raw("UPDATE governance_auditevent SET verb = %s WHERE id = %s", ["forged", event.id])
+        raw("UPDATE core_auditevent SET verb = %s WHERE id = %s", ["forged", event.id])
     with pytest.raises(CommandError) as info:
         verify_audit()
     message = str(info.value)
@@ -129,7 +129,7 @@ def test_a_rehashed_row_still_breaks_the_link_to_the_next_event(org):
     target.verb = "forged"
     forged_hash = _event_digest(target)
     raw(
-        "UPDATE governance_auditevent SET verb = %s, hash = %s WHERE id = %s",
+        "UPDATE core_auditevent SET verb = %s, hash = %s WHERE id = %s",
         ["forged", forged_hash, target.id],
     )
     report = verify_chain()
@@ -140,7 +140,7 @@ def test_a_rehashed_row_still_breaks_the_link_to_the_next_event(org):
 def test_a_row_deleted_in_the_database_is_detected(org):
     chain = events()
     removed, following = chain[len(chain) // 2], chain[len(chain) // 2 + 1]
-    raw("DELETE FROM governance_auditevent WHERE id = %s", [removed.id])
+    raw("DELETE FROM core_auditevent WHERE id = %s", [removed.id])
     report = verify_chain()
     assert not report.ok
     assert report.broken_event_id == following.id
@@ -151,7 +151,7 @@ def test_a_row_deleted_in_the_database_is_detected(org):
 
 def test_deleting_the_first_row_is_detected(org):
     chain = events()
-    raw("DELETE FROM governance_auditevent WHERE id = %s", [chain[0].id])
+    raw("DELETE FROM core_auditevent WHERE id = %s", [chain[0].id])
     assert verify_chain().broken_event_id == chain[1].id
 
 
@@ -163,7 +163,7 @@ def _left_unsealed(verb: str) -> None:
     place in the chain yet."""
     last = AuditEvent.objects.order_by("-id").first()
     raw(
-        "INSERT INTO governance_auditevent (created_at, actor_repr, verb, target_type_id, "
+        "INSERT INTO core_auditevent (created_at, actor_repr, verb, target_type_id, "
         "target_id, target_repr, correlation_id) VALUES (%s, 'system', %s, %s, %s, %s, '')",
         [timezone.now(), verb, last.target_type_id, last.target_id, last.target_repr],
     )
@@ -204,7 +204,7 @@ def test_the_next_event_seals_what_was_left_unsealed_before_itself(org):
 
 def test_the_hourly_chain_check_seals_what_was_left_unsealed(org, caplog):
     _left_unsealed("test.unsealed")
-    with caplog.at_level("INFO", logger="governance.tasks"):
+    with caplog.at_level("INFO", logger="core.tasks"):
         audit_verify_chain_task()
     assert AuditEvent.objects.get(verb="test.unsealed").seq is not None
     assert "sealed 1 audit events their writers left unsealed" in caplog.text
@@ -319,3 +319,10 @@ def test_events_outside_a_request_have_no_correlation_id_unless_scoped(org):
         event = audit_record(actor=org.admin, verb="test.scoped", target=org.alpha)
     after = audit_record(actor=org.admin, verb="test.unscoped", target=org.alpha)
     assert (event.correlation_id, after.correlation_id) == ("job:42", "")
+
+
+def test_the_hourly_beat_entry_runs_the_chain_check():
+    from config.celery import app
+
+    entry = app.conf.beat_schedule["audit-verify-chain-hourly"]
+    assert entry["task"] == audit_verify_chain_task.name == "core.audit_verify_chain"
