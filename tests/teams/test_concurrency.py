@@ -16,6 +16,7 @@ from core.errors import ValidationError
 from core.models import AuditEvent
 from teams import permissions, services
 from teams.models import Team
+from teams.services import teams as team_writes
 from tests.conftest import build_org
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -30,7 +31,7 @@ def postgres_only():
 def test_concurrent_opposite_moves_make_no_cycle(monkeypatch):
     org = build_org()
     beta_sub = services.team_create(actor=org.admin, name="Beta Sub", parent=org.beta)
-    original = services._check_parent
+    original = team_writes._check_parent
     arrived = [threading.Event(), threading.Event()]
 
     def rendezvous_then_check(*, team, parent):
@@ -41,7 +42,7 @@ def test_concurrent_opposite_moves_make_no_cycle(monkeypatch):
         arrived[1 - index].wait(timeout=1.0)
         return original(team=team, parent=parent)
 
-    monkeypatch.setattr(services, "_check_parent", rendezvous_then_check)
+    monkeypatch.setattr(team_writes, "_check_parent", rendezvous_then_check)
     moves = [(org.alpha, beta_sub), (org.beta, org.sub)]
     results: list = [None, None]
 

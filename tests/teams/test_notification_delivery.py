@@ -84,7 +84,7 @@ def test_one_failing_email_does_not_block_the_others(org, bouncing, caplog):
     # Stored before subjects were cleaned: a line break in the header.
     broken = _pending(steward, "Approval needed: Cata\nlog v1", minutes_ago=20)
     refused = _pending(bouncer, "Refused by the server", minutes_ago=10)  # newest: sent first
-    with caplog.at_level(logging.ERROR, logger="teams.services"):
+    with caplog.at_level(logging.ERROR, logger="teams.services.notifications"):
         assert services.notifications_deliver_pending(older_than_seconds=60) == 2
     assert sorted(m.subject for m in bouncing) == [
         "[Steward] Approval needed: Cata log v1",
