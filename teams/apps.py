@@ -3,9 +3,9 @@ from django.apps import AppConfig
 
 def _navigation(user) -> dict:
     """The base layout's part from teams: the user's unread notification count (one query)."""
-    from teams.selectors import unread_notification_count
+    from teams.selectors import notifications_unread_count
 
-    return {"unread_notifications": unread_notification_count(user=user)}
+    return {"unread_notifications": notifications_unread_count(user=user)}
 
 
 class TeamsConfig(AppConfig):

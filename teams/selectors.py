@@ -1,4 +1,13 @@
-"""Reads of the organization, restricted to what the user may see, in constant queries."""
+"""Reads of the organization, restricted to what the user may see, in constant queries.
+
+Names follow one scheme, like the services' `<noun>_<verb>`: first the noun that is returned
+(singular for one object or value, plural for a collection or mapping), then how it is chosen.
+`<noun>_get_for_user(user, key)` is one object the user may see (NotFoundError otherwise);
+`<nouns>_visible_to(user, ...)` is the collection restricted to what the user may see;
+`<nouns>_of(x)` / `<noun>_for(x)` are those belonging to, or about, an object the caller already
+holds (no further visibility check); `<nouns>_by_<key>(...)` is a dict keyed by it; any other
+qualifier names the filter (`_held_by`, `_latest_for`, `_waiting_for_profile`).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +26,7 @@ from teams.models import Membership, Notification, Responsibility, Team
 User = get_user_model()
 
 
-def teams_list_for_user(*, user, include_archived: bool = True) -> QuerySet[Team]:
+def teams_visible_to(*, user, include_archived: bool = True) -> QuerySet[Team]:
     """Teams the user may see, with member counts; one query."""
     qs = Team.objects.select_related("parent").annotate(member_count=Count("memberships"))
     if not include_archived:
@@ -27,7 +36,7 @@ def teams_list_for_user(*, user, include_archived: bool = True) -> QuerySet[Team
 
 def team_get_for_user(*, user, slug: str) -> Team:
     """The team, or NotFoundError when it does not exist or is not visible."""
-    team = teams_list_for_user(user=user).filter(slug=slug).first()
+    team = teams_visible_to(user=user).filter(slug=slug).first()
     if team is None:
         raise NotFoundError("Team not found.")
     return team
@@ -41,10 +50,10 @@ class OrgNode:
     can_manage: bool = False
 
 
-def org_chart_for_user(*, user, include_archived: bool = False) -> list[OrgNode]:
+def org_chart_visible_to(*, user, include_archived: bool = False) -> list[OrgNode]:
     """The visible team tree with leads and member counts (constant number of queries)."""
     teams = list(
-        teams_list_for_user(user=user, include_archived=include_archived).prefetch_related(
+        teams_visible_to(user=user, include_archived=include_archived).prefetch_related(
             Prefetch(
                 "memberships",
                 queryset=Membership.objects.filter(role=Role.LEAD).select_related("user"),
@@ -78,7 +87,7 @@ def accountable_for(subject):
     return responsibility.user if responsibility else None
 
 
-def team_members(*, team: Team) -> QuerySet[Membership]:
+def memberships_of(*, team: Team) -> QuerySet[Membership]:
     return (
         Membership.objects.filter(team=team)
         .select_related("user")
@@ -86,7 +95,7 @@ def team_members(*, team: Team) -> QuerySet[Membership]:
     )
 
 
-def team_responsibilities(*, team: Team) -> list[Responsibility]:
+def responsibilities_of_team(*, team: Team) -> list[Responsibility]:
     return list(
         Responsibility.objects.filter(team=team)
         .select_related("user", "team", "subject_type")
@@ -104,7 +113,7 @@ class Gap:
     area: str = ""
 
 
-def team_gaps(*, team: Team) -> list[Gap]:
+def gaps_of(*, team: Team) -> list[Gap]:
     """Subjects the team owns and areas it named, that have no A (one query per subject type)."""
     gaps: list[Gap] = []
     for model in subjects.subject_models():
@@ -125,7 +134,7 @@ def team_gaps(*, team: Team) -> list[Gap]:
     return gaps
 
 
-def team_subjects(*, team: Team) -> list:
+def subjects_owned_by(*, team: Team) -> list:
     """The governed subjects this team owns (for the assignment form)."""
     found = []
     for model in subjects.subject_models():
@@ -133,11 +142,11 @@ def team_subjects(*, team: Team) -> list:
     return found
 
 
-def sub_teams(*, team: Team) -> QuerySet[Team]:
+def sub_teams_of(*, team: Team) -> QuerySet[Team]:
     return team.children.annotate(member_count=Count("memberships")).order_by("name")
 
 
-def org_members(*, team: Team) -> QuerySet:
+def members_of_org(*, team: Team) -> QuerySet:
     """Active users with a membership anywhere in the team's organization."""
     tree = permissions.teams_by_id()
     root = permissions.root_id_of(team.id, tree)
@@ -149,7 +158,7 @@ def org_members(*, team: Team) -> QuerySet:
     )
 
 
-def responsibilities_of(*, user) -> list[Responsibility]:
+def responsibilities_held_by(*, user) -> list[Responsibility]:
     """The user's own responsibilities, everywhere (the "My responsibilities" page)."""
     return list(
         Responsibility.objects.filter(user=user)
@@ -159,7 +168,7 @@ def responsibilities_of(*, user) -> list[Responsibility]:
     )
 
 
-def memberships_list_for_user(*, user) -> QuerySet[Membership]:
+def memberships_visible_to(*, user) -> QuerySet[Membership]:
     """Memberships of the teams the user may see."""
     visible = permissions.teams_with_perm(user, permissions.VIEW_TEAM)
     return (
@@ -170,13 +179,13 @@ def memberships_list_for_user(*, user) -> QuerySet[Membership]:
 
 
 def membership_get_for_user(*, user, pk: int) -> Membership:
-    membership = memberships_list_for_user(user=user).filter(pk=pk).first()
+    membership = memberships_visible_to(user=user).filter(pk=pk).first()
     if membership is None:
         raise NotFoundError("Membership not found.")
     return membership
 
 
-def responsibilities_list_for_user(*, user) -> QuerySet[Responsibility]:
+def responsibilities_visible_to(*, user) -> QuerySet[Responsibility]:
     """Responsibilities in the teams the user may see."""
     visible = permissions.teams_with_perm(user, permissions.VIEW_TEAM)
     return (
@@ -188,17 +197,17 @@ def responsibilities_list_for_user(*, user) -> QuerySet[Responsibility]:
 
 
 def responsibility_get_for_user(*, user, pk: int) -> Responsibility:
-    responsibility = responsibilities_list_for_user(user=user).filter(pk=pk).first()
+    responsibility = responsibilities_visible_to(user=user).filter(pk=pk).first()
     if responsibility is None:
         raise NotFoundError("Responsibility not found.")
     return responsibility
 
 
-def notifications_for_user(*, user) -> QuerySet[Notification]:
+def notifications_of(*, user) -> QuerySet[Notification]:
     return Notification.objects.filter(recipient=user)
 
 
-def unread_notification_count(*, user) -> int:
+def notifications_unread_count(*, user) -> int:
     return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
 
 
@@ -223,13 +232,13 @@ def subject_get_for_user(*, user, type_label: str, subject_id: int):
 
 def notification_get_for_user(*, user, pk: int) -> Notification:
     """One of the user's own notifications (404 for anyone else's)."""
-    notification = notifications_for_user(user=user).filter(pk=pk).first()
+    notification = notifications_of(user=user).filter(pk=pk).first()
     if notification is None:
         raise NotFoundError("Notification not found.")
     return notification
 
 
-def team_parent_choices(*, user, team: Team) -> QuerySet[Team]:
+def parent_choices_for(*, user, team: Team) -> QuerySet[Team]:
     """Where `user` may move `team`: its current parent, plus any active team they manage
     outside its subtree."""
     movable = (

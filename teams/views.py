@@ -45,7 +45,7 @@ class OrgChartView(LoginRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         include_archived = self.request.GET.get("archived") == "1"
         return super().get_context_data(
-            roots=selectors.org_chart_for_user(
+            roots=selectors.org_chart_visible_to(
                 user=self.request.user, include_archived=include_archived
             ),
             include_archived=include_archived,
@@ -69,10 +69,10 @@ class TeamDetailView(_TeamObject, TemplateView):
         return super().get_context_data(
             team=team,
             can_manage=permissions.can_manage_team(self.request.user, team),
-            members=list(selectors.team_members(team=team)),
-            responsibilities=selectors.team_responsibilities(team=team),
-            gaps=selectors.team_gaps(team=team),
-            sub_teams=list(selectors.sub_teams(team=team)),
+            members=list(selectors.memberships_of(team=team)),
+            responsibilities=selectors.responsibilities_of_team(team=team),
+            gaps=selectors.gaps_of(team=team),
+            sub_teams=list(selectors.sub_teams_of(team=team)),
             roles=Role.choices,
             add_form=MemberAddForm(),
             **kwargs,
@@ -127,7 +127,7 @@ class TeamEditView(_TeamFormView):
     def build_form(self, data=None):
         parents = None
         if self.team.parent_id:
-            parents = selectors.team_parent_choices(user=self.request.user, team=self.team)
+            parents = selectors.parent_choices_for(user=self.request.user, team=self.team)
         initial = {
             "name": self.team.name,
             "description": self.team.description,
@@ -159,7 +159,7 @@ class MemberAddView(_TeamFormView):
 
 class _MemberView(_TeamFormView):
     def get_membership(self):
-        membership = selectors.team_members(team=self.team).filter(pk=self.kwargs["pk"]).first()
+        membership = selectors.memberships_of(team=self.team).filter(pk=self.kwargs["pk"]).first()
         if membership is None:
             raise Http404("Member not found.")
         return membership
@@ -191,7 +191,7 @@ class MemberRemoveView(_MemberView):
     def build_form(self, data=None):
         self.membership = self.get_membership()
         candidates = [
-            m.user for m in selectors.team_members(team=self.team) if m.pk != self.membership.pk
+            m.user for m in selectors.memberships_of(team=self.team) if m.pk != self.membership.pk
         ]
         return MemberRemoveForm(
             data, accountable=services.accountable_held(self.membership), candidates=candidates
@@ -235,8 +235,8 @@ class ResponsibilityAssignView(_TeamFormView):
         return ResponsibilityAssignForm(
             data,
             initial=initial,
-            people=selectors.org_members(team=self.team),
-            subjects=selectors.team_subjects(team=self.team),
+            people=selectors.members_of_org(team=self.team),
+            subjects=selectors.subjects_owned_by(team=self.team),
         )
 
     def perform(self, form):
@@ -299,7 +299,7 @@ class MyResponsibilitiesView(LoginRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         user = self.request.user
         return super().get_context_data(
-            responsibilities=selectors.responsibilities_of(user=user),
+            responsibilities=selectors.responsibilities_held_by(user=user),
             memberships=list(user.memberships.select_related("team").order_by("team__name")),
             **kwargs,
         )
@@ -311,7 +311,7 @@ class NotificationListView(LoginRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         from django.core.paginator import Paginator
 
-        page = Paginator(selectors.notifications_for_user(user=self.request.user), 25).get_page(
+        page = Paginator(selectors.notifications_of(user=self.request.user), 25).get_page(
             self.request.GET.get("page")
         )
         return super().get_context_data(page=page, **kwargs)

@@ -30,7 +30,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     lookup_field = "slug"
 
     def get_queryset(self):
-        return selectors.teams_list_for_user(user=self.request.user)
+        return selectors.teams_visible_to(user=self.request.user)
 
     @extend_schema(request=TeamCreateInputSerializer, responses={201: TeamOutputSerializer})
     def create(self, request):
@@ -64,7 +64,7 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     filterset_class = MembershipFilterSet
 
     def get_queryset(self):
-        return selectors.memberships_list_for_user(user=self.request.user)
+        return selectors.memberships_visible_to(user=self.request.user)
 
     @extend_schema(
         request=MembershipCreateInputSerializer, responses={201: MembershipOutputSerializer}
@@ -123,7 +123,7 @@ class ResponsibilityViewSet(
     filterset_class = ResponsibilityFilterSet
 
     def get_queryset(self):
-        return selectors.responsibilities_list_for_user(user=self.request.user)
+        return selectors.responsibilities_visible_to(user=self.request.user)
 
     @extend_schema(
         request=ResponsibilityCreateInputSerializer, responses={201: ResponsibilityOutputSerializer}

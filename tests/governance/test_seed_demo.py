@@ -127,7 +127,7 @@ def test_seed_demo_creates_the_demo_organization(db):
     }
 
     # The only reported gap: search-queries, in search-ops.
-    gaps = {slug: selectors.team_gaps(team=Team.objects.get(slug=slug)) for slug in TEAM_SLUGS}
+    gaps = {slug: selectors.gaps_of(team=Team.objects.get(slug=slug)) for slug in TEAM_SLUGS}
     assert [g.subject.slug for g in gaps["search-ops"]] == ["search-queries"]
     assert all(gaps[slug] == [] for slug in TEAM_SLUGS if slug != "search-ops")
 

@@ -139,7 +139,7 @@ def test_tree_walkers_terminate_on_a_cycle(org):
         assert permissions.root_id_of(org.sub.pk) in {org.alpha.pk, org.sub.pk}
         permissions.sync_team_grants()
         permissions.sync_user_groups(org.user("alpha.lead"))
-        selectors.org_chart_for_user(user=org.admin)
+        selectors.org_chart_visible_to(user=org.admin)
         with pytest.raises(ValidationError, match="cycle"):
             services.team_update(actor=org.admin, team=org.beta, parent=org.sub)
         with pytest.raises(ValidationError, match="cycle"):
@@ -588,7 +588,7 @@ def test_removing_an_accountable_member_with_a_successor(
     assert callbacks == []
     email_delay.assert_not_called()
     # The subject keeps its A; the area disappears with its only (R) assignment.
-    assert selectors.team_gaps(team=org.alpha) == []
+    assert selectors.gaps_of(team=org.alpha) == []
 
 
 def test_removing_an_accountable_member_leaving_a_gap_notifies_every_lead(
@@ -599,7 +599,7 @@ def test_removing_an_accountable_member_leaving_a_gap_notifies_every_lead(
     accountable = services.responsibility_assign(
         actor=org.admin, user=steward, kind="A", subject=org.asset
     )
-    assert selectors.team_gaps(team=org.alpha) == []
+    assert selectors.gaps_of(team=org.alpha) == []
 
     since = last_audit_id()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -613,7 +613,7 @@ def test_removing_an_accountable_member_leaving_a_gap_notifies_every_lead(
     assert len(callbacks) == 2
 
     assert not Responsibility.objects.filter(pk=accountable.pk).exists()
-    gaps = selectors.team_gaps(team=org.alpha)
+    gaps = selectors.gaps_of(team=org.alpha)
     assert [gap.subject for gap in gaps] == [org.asset]
     assert "Catalog" in gaps[0].label
     notifications = list(Notification.objects.order_by("recipient__username"))
@@ -688,7 +688,7 @@ def test_a_refused_removal_undoes_a_gap_already_made_and_enqueues_nothing(
         )
     assert callbacks == []
     email_delay.assert_not_called()
-    assert selectors.team_gaps(team=org.alpha) == []
+    assert selectors.gaps_of(team=org.alpha) == []
 
 
 # --- permissions follow the org ---------------------------------------------------------------
