@@ -1,4 +1,13 @@
-"""Reads of governance, restricted to what the user may see, in constant queries."""
+"""Reads of governance, restricted to what the user may see, in constant queries.
+
+Names follow one scheme, like the services' `<noun>_<verb>`: first the noun that is returned
+(singular for one object or value, plural for a collection or mapping), then how it is chosen.
+`<noun>_get_for_user(user, key)` is one object the user may see (NotFoundError otherwise);
+`<nouns>_visible_to(user, ...)` is the collection restricted to what the user may see;
+`<nouns>_of(x)` / `<noun>_for(x)` are those belonging to, or about, an object the caller already
+holds (no further visibility check); `<nouns>_by_<key>(...)` is a dict keyed by it; any other
+qualifier names the filter (`_held_by`, `_latest_for`, `_waiting_for_profile`).
+"""
 
 from __future__ import annotations
 
@@ -31,7 +40,7 @@ def _visible_teams(user):
     return team_perms.teams_with_perm(user, team_perms.VIEW_TEAM)
 
 
-def assets_list_for_user(*, user, team_slug: str = "") -> QuerySet[DataAsset]:
+def assets_visible_to(*, user, team_slug: str = "") -> QuerySet[DataAsset]:
     """Assets of visible teams with their accountable person, open incidents and newest
     approved version prefetched."""
     qs = (
@@ -65,13 +74,13 @@ def assets_list_for_user(*, user, team_slug: str = "") -> QuerySet[DataAsset]:
 
 
 def asset_get_for_user(*, user, slug: str) -> DataAsset:
-    asset = assets_list_for_user(user=user).filter(slug=slug).first()
+    asset = assets_visible_to(user=user).filter(slug=slug).first()
     if asset is None:
         raise NotFoundError("Data asset not found.")
     return asset
 
 
-def versions_list_for_user(*, user) -> QuerySet[DatasetVersion]:
+def versions_visible_to(*, user) -> QuerySet[DatasetVersion]:
     return (
         DatasetVersion.objects.filter(asset__owning_team__in=_visible_teams(user))
         .select_related("asset", "asset__owning_team", "uploaded_by")
@@ -80,7 +89,7 @@ def versions_list_for_user(*, user) -> QuerySet[DatasetVersion]:
 
 
 def version_get_for_user(*, user, pk: int) -> DatasetVersion:
-    version = versions_list_for_user(user=user).select_related("asset__sla").filter(pk=pk).first()
+    version = versions_visible_to(user=user).select_related("asset__sla").filter(pk=pk).first()
     if version is None:
         raise NotFoundError("Dataset version not found.")
     return version
@@ -113,7 +122,7 @@ def incidents_open_on_assets_of(versions) -> QuerySet[Incident]:
     )
 
 
-def requests_for_subject(subject) -> list[ApprovalRequest]:
+def approvals_for(subject) -> list[ApprovalRequest]:
     return list(
         ApprovalRequest.objects.filter(
             subject_type=ContentType.objects.get_for_model(subject), subject_id=subject.pk
@@ -162,7 +171,7 @@ def approval_latest_for(
     )
 
 
-def approval_inbox_for_user(*, user) -> QuerySet[ApprovalRequest]:
+def approvals_for_inbox(*, user) -> QuerySet[ApprovalRequest]:
     """Pending requests the user may decide now (governance.deciders: the rule the decision
     itself checks), oldest first, with the subject and its context prefetched."""
     return (
@@ -192,14 +201,14 @@ def _decisions() -> Prefetch:
     return Prefetch("decisions", queryset=Decision.objects.select_related("approver", "team"))
 
 
-def attach_versions(requests: list[ApprovalRequest]) -> list[ApprovalRequest]:
+def approvals_with_versions(requests: list[ApprovalRequest]) -> list[ApprovalRequest]:
     """Load the dataset-version subjects (with asset and SLA) of a page of requests at once."""
     version_ids = [r.subject_id for r in requests if r.kind == "dataset_version"]
     versions = DatasetVersion.objects.select_related(
         "asset", "asset__owning_team", "asset__sla", "uploaded_by"
     ).in_bulk(version_ids)
     for version in versions.values():
-        with_sla_now(version)
+        version_with_sla_now(version)
     others = _other_subjects([r for r in requests if r.kind != "dataset_version"])
     for request in requests:
         request.version = (
@@ -224,7 +233,7 @@ def _other_subjects(requests: list[ApprovalRequest]) -> dict:
     return found
 
 
-def with_sla_now(version: DatasetVersion) -> DatasetVersion:
+def version_with_sla_now(version: DatasetVersion) -> DatasetVersion:
     """Attach the version's SLA results against the asset's SLA as it is set now (the stored
     `sla_results` are those of profiling time). Needs asset and asset.sla loaded."""
     version.sla_now = (
@@ -251,7 +260,7 @@ def approval_get_for_user(*, user, pk: int) -> ApprovalRequest:
     return request
 
 
-def decisions_by_user(*, user) -> QuerySet[Decision]:
+def decisions_made_by(*, user) -> QuerySet[Decision]:
     return (
         Decision.objects.filter(approver=user)
         .select_related("request", "request__requester", "team")
@@ -259,7 +268,7 @@ def decisions_by_user(*, user) -> QuerySet[Decision]:
     )
 
 
-def incidents_for_user(*, user, team_slug: str = "", status: str = "") -> QuerySet[Incident]:
+def incidents_visible_to(*, user, team_slug: str = "", status: str = "") -> QuerySet[Incident]:
     qs = Incident.objects.filter(asset__owning_team__in=_visible_teams(user)).select_related(
         "asset", "asset__owning_team", "assigned_to", "version"
     )
@@ -273,17 +282,19 @@ def incidents_for_user(*, user, team_slug: str = "", status: str = "") -> QueryS
 
 
 def incident_get_for_user(*, user, pk: int) -> Incident:
-    incident = incidents_for_user(user=user).prefetch_related("events__actor").filter(pk=pk).first()
+    incident = (
+        incidents_visible_to(user=user).prefetch_related("events__actor").filter(pk=pk).first()
+    )
     if incident is None:
         raise NotFoundError("Incident not found.")
     return incident
 
 
-def sla_dashboard(*, user, team_slug: str = "") -> dict:
+def sla_dashboard_visible_to(*, user, team_slug: str = "") -> dict:
     """Every visible asset's SLA status, open incidents, breach history and version metrics
     for the charts, in a constant number of queries."""
-    assets = list(assets_list_for_user(user=user, team_slug=team_slug))
-    history = list(incidents_for_user(user=user, team_slug=team_slug)[:50])
+    assets = list(assets_visible_to(user=user, team_slug=team_slug))
+    history = list(incidents_visible_to(user=user, team_slug=team_slug)[:50])
     versions = (
         DatasetVersion.objects.filter(asset__in=assets, profile_status=ProfileStatus.SUCCEEDED)
         .only("asset_id", "number", "created_at", "row_count", "profile", "status")
@@ -358,7 +369,7 @@ def audit_events(
     return qs
 
 
-def has_pending_request(subject) -> bool:
+def approval_pending_exists(subject) -> bool:
     return ApprovalRequest.objects.filter(
         subject_type=ContentType.objects.get_for_model(subject),
         subject_id=subject.pk,
@@ -380,7 +391,7 @@ def policies_for_team(*, user, team_slug: str) -> tuple:
     return team, {kind: stored.get(kind) for kind in ApprovalKind.values}
 
 
-def policies_list_for_user(*, user, team_slug: str | None = None) -> QuerySet:
+def policies_visible_to(*, user, team_slug: str | None = None) -> QuerySet:
     """Stored approval policies of the teams `user` can see (optionally of one team)."""
     from governance.models import ApprovalPolicy
 

@@ -52,7 +52,7 @@ class AssetListView(LoginRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         team = self.request.GET.get("team", "")
         page = Paginator(
-            selectors.assets_list_for_user(user=self.request.user, team_slug=team), 50
+            selectors.assets_visible_to(user=self.request.user, team_slug=team), 50
         ).get_page(self.request.GET.get("page"))
         return super().get_context_data(page=page, team=team, **kwargs)
 
@@ -65,7 +65,7 @@ class AssetDetailView(_AssetObject, TemplateView):
         versions = Paginator(
             asset.versions.select_related("uploaded_by").order_by("-number"), 20
         ).get_page(self.request.GET.get("page"))
-        incidents = selectors.incidents_for_user(user=user).filter(asset=asset)[:20]
+        incidents = selectors.incidents_visible_to(user=user).filter(asset=asset)[:20]
         return super().get_context_data(
             asset=asset,
             versions=versions,
@@ -205,8 +205,8 @@ class VersionDetailView(_VersionObject, TemplateView):
         return stop_polling_when_final(self.request, response, final=not context["profiling"])
 
     def get_context_data(self, **kwargs):
-        user, version = self.request.user, selectors.with_sla_now(self.object)
-        requests = selectors.requests_for_subject(version)
+        user, version = self.request.user, selectors.version_with_sla_now(self.object)
+        requests = selectors.approvals_for(version)
         pending = next((r for r in requests if r.state == "pending"), None)
         decide = decide_check(user, pending) if pending else None
         return super().get_context_data(
@@ -261,9 +261,9 @@ class ApprovalInboxView(LoginRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         page = Paginator(
-            selectors.approval_inbox_for_user(user=self.request.user), INBOX_PAGE_SIZE
+            selectors.approvals_for_inbox(user=self.request.user), INBOX_PAGE_SIZE
         ).get_page(self.request.GET.get("page"))
-        selectors.attach_versions(page.object_list)
+        selectors.approvals_with_versions(page.object_list)
         return super().get_context_data(page=page, **kwargs)
 
 
@@ -272,7 +272,7 @@ class DecidedByMeView(LoginRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         page = Paginator(
-            selectors.decisions_by_user(user=self.request.user), INBOX_PAGE_SIZE
+            selectors.decisions_made_by(user=self.request.user), INBOX_PAGE_SIZE
         ).get_page(self.request.GET.get("page"))
         return super().get_context_data(page=page, **kwargs)
 
@@ -325,7 +325,7 @@ class SlaDashboardView(LoginRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         team = self.request.GET.get("team", "")
-        board = selectors.sla_dashboard(user=self.request.user, team_slug=team)
+        board = selectors.sla_dashboard_visible_to(user=self.request.user, team_slug=team)
         for row in board["rows"]:
             series = row["series"]
             row["rows_chart"] = sparkline([p["rows"] for p in series])

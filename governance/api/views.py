@@ -40,7 +40,7 @@ class DataAssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
-        qs = selectors.assets_list_for_user(
+        qs = selectors.assets_visible_to(
             user=self.request.user, team_slug=self.request.query_params.get("team", "")
         )
         kind = self.request.query_params.get("kind")
@@ -123,7 +123,7 @@ class DatasetVersionViewSet(
     serializer_class = DatasetVersionOutputSerializer
 
     def get_queryset(self):
-        qs = selectors.versions_list_for_user(user=self.request.user)
+        qs = selectors.versions_visible_to(user=self.request.user)
         params = self.request.query_params
         if params.get("asset"):
             qs = qs.filter(asset__slug=params["asset"])
@@ -178,7 +178,7 @@ class ApprovalRequestViewSet(
     @action(detail=False, methods=["get"])
     def inbox(self, request):
         """Pending requests the caller may decide, oldest first."""
-        page = self.paginate_queryset(selectors.approval_inbox_for_user(user=request.user))
+        page = self.paginate_queryset(selectors.approvals_for_inbox(user=request.user))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(request=DecideInputSerializer, responses={200: ApprovalRequestOutputSerializer})
@@ -212,7 +212,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def get_queryset(self):
         params = self.request.query_params
-        return selectors.incidents_for_user(
+        return selectors.incidents_visible_to(
             user=self.request.user,
             team_slug=params.get("team", ""),
             status=params.get("status", ""),
@@ -275,7 +275,7 @@ class ApprovalPolicyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = ApprovalPolicyOutputSerializer
 
     def get_queryset(self):
-        return selectors.policies_list_for_user(
+        return selectors.policies_visible_to(
             user=self.request.user, team_slug=self.request.query_params.get("team")
         )
 

@@ -12,7 +12,7 @@ def seed_pipeline(*, admin, users: dict) -> Pipeline:
     """Idempotent: the pipeline, its inputs and its accountable person (ops.lead)."""
     pipeline = Pipeline.objects.filter(slug=DEMO_PIPELINE).first()
     if pipeline is None:
-        from governance.selectors import assets_list_for_user
+        from governance.selectors import assets_visible_to
 
         pipeline = pipeline_create(
             actor=admin,
@@ -20,7 +20,7 @@ def seed_pipeline(*, admin, users: dict) -> Pipeline:
             slug=DEMO_PIPELINE,
             owning_team=Team.objects.get(slug="search-ops"),
             input_assets=list(
-                assets_list_for_user(user=admin).filter(
+                assets_visible_to(user=admin).filter(
                     slug__in=["product-catalog", "relevance-labels", "behaviour-events"]
                 )
             ),

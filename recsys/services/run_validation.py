@@ -217,10 +217,10 @@ def visible_inputs(actor, inputs) -> list[DatasetVersion]:
     """The input versions asked for (objects or ids), read through what `actor` may see. One
     absent or not visible is refused with the same message, naming only the id that was sent:
     nothing of another organization's assets is told."""
-    from governance.selectors import versions_list_for_user
+    from governance.selectors import versions_visible_to
 
     ids = list(dict.fromkeys(getattr(v, "pk", v) for v in inputs))
-    found = versions_list_for_user(user=actor).filter(pk__in=ids).in_bulk()
+    found = versions_visible_to(user=actor).filter(pk__in=ids).in_bulk()
     missing = [str(pk) for pk in ids if pk not in found]
     if missing:
         raise ValidationError(

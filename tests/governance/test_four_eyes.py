@@ -227,9 +227,7 @@ def test_an_excluded_person_is_refused_shown_nothing_and_not_told(org, cases, ki
     assert f'id="request-{request.pk}"' not in inbox and decide_form(request) not in inbox
     assert request.pk not in inbox_ids_api(org, who)
     assert can_decide_api(org, who, request) is False
-    assert request.pk not in selectors.approval_inbox_for_user(user=user).values_list(
-        "pk", flat=True
-    )
+    assert request.pk not in selectors.approvals_for_inbox(user=user).values_list("pk", flat=True)
     if case.page:
         page = client.get(case.page).content.decode()
         assert decide_form(request) not in page
@@ -269,7 +267,7 @@ def test_the_check_the_inbox_and_the_notified_approvers_agree(org, cases):
     requests = list(ApprovalRequest.objects.all())
     assert {r.kind for r in requests if r.state == "pending"} == set(KINDS)
     for user in org.users.values():
-        inbox = set(selectors.approval_inbox_for_user(user=user).values_list("pk", flat=True))
+        inbox = set(selectors.approvals_for_inbox(user=user).values_list("pk", flat=True))
         allowed = {r.pk for r in requests if deciders.decide_check(user, r)}
         assert inbox == allowed, user.username
         visible = selectors.approvals_visible_to(user=user)
