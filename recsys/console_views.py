@@ -75,7 +75,7 @@ class ConsoleView(_ConsoleMixin, View):
             "k_choices": K_CHOICES,
             "modes": SEARCH_MODES,
             "params": params,
-            "recent": selectors.console_recent_queries(user=request.user, pipeline=pipeline),
+            "recent": selectors.console_queries_recent(user=request.user, pipeline=pipeline),
             "query_sets": selectors.query_sets_of(user=request.user, pipeline=pipeline),
         }
         if "q" in params:

@@ -64,13 +64,13 @@ def require_query(user, pipeline: Pipeline) -> None:
 def queryable_pipeline(*, user, slug: str | None = None) -> Pipeline:
     """The pipeline a query is for: the one named, else the configured default
     (STEWARD_SEARCH_PIPELINE), else the first one the user may see that serves an index."""
-    from recsys.selectors import pipeline_get_queryable, pipelines_for_user
+    from recsys.selectors import pipeline_get_queryable, pipelines_visible_to
 
     default = getattr(settings, "STEWARD_SEARCH_PIPELINE", "product-search")
     pipeline = pipeline_get_queryable(user=user, slug=slug or default)
     if pipeline is not None:  # the common case, in two small queries
         return pipeline
-    visible = pipelines_for_user(user=user).prefetch_related(None)  # inputs are not needed
+    visible = pipelines_visible_to(user=user).prefetch_related(None)  # inputs are not needed
     if slug:
         pipeline = visible.filter(slug=slug).first()
     else:

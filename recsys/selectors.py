@@ -1,4 +1,13 @@
-"""Reads of the pipeline, restricted to what the user may see, in constant queries."""
+"""Reads of the pipeline, restricted to what the user may see, in constant queries.
+
+Names follow one scheme, like the services' `<noun>_<verb>`: first the noun that is returned
+(singular for one object or value, plural for a collection or mapping), then how it is chosen.
+`<noun>_get_for_user(user, key)` is one object the user may see (NotFoundError otherwise);
+`<nouns>_visible_to(user, ...)` is the collection restricted to what the user may see;
+`<nouns>_of(x)` / `<noun>_for(x)` are those belonging to, or about, an object the caller already
+holds (no further visibility check); `<nouns>_by_<key>(...)` is a dict keyed by it; any other
+qualifier names the filter (`_held_by`, `_latest_for`, `_waiting_for_profile`).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +27,7 @@ def _visible_teams(user):
     return team_perms.teams_with_perm(user, team_perms.VIEW_TEAM)
 
 
-def pipelines_for_user(*, user) -> QuerySet[Pipeline]:
+def pipelines_visible_to(*, user) -> QuerySet[Pipeline]:
     return (
         Pipeline.objects.filter(owning_team__in=_visible_teams(user))
         .select_related("owning_team", "active__index", "active__previous")
@@ -40,13 +49,13 @@ def pipeline_get_queryable(*, user, slug: str) -> Pipeline | None:
 
 
 def pipeline_get_for_user(*, user, slug: str) -> Pipeline:
-    pipeline = pipelines_for_user(user=user).filter(slug=slug).first()
+    pipeline = pipelines_visible_to(user=user).filter(slug=slug).first()
     if pipeline is None:
         raise NotFoundError("Pipeline not found.")
     return pipeline
 
 
-def runs_for_user(*, user, pipeline: Pipeline | None = None) -> QuerySet[PipelineRun]:
+def runs_visible_to(*, user, pipeline: Pipeline | None = None) -> QuerySet[PipelineRun]:
     qs = PipelineRun.objects.filter(pipeline__owning_team__in=_visible_teams(user))
     if pipeline is not None:
         qs = qs.filter(pipeline=pipeline)
@@ -66,7 +75,7 @@ def run_get_for_user(*, user, pk: int) -> PipelineRun:
     return run
 
 
-def run_blockers(run: PipelineRun, request) -> list[str]:
+def blockers_of(run: PipelineRun, request) -> list[str]:
     """Why the run cannot start yet, in words an operator can act on. `request` is the run's
     latest approval request (governance.selectors.approval_latest_for) or None."""
     reasons = []
@@ -86,7 +95,7 @@ def run_blockers(run: PipelineRun, request) -> list[str]:
     return reasons
 
 
-def run_input_incidents(run: PipelineRun) -> list[dict]:
+def incidents_open_on_inputs_of(run: PipelineRun) -> list[dict]:
     """Open incidents on the assets of the run's inputs, oldest first: for its approvers to
     weigh (an incident does not stop an approved run; the stewards decide whether the data is
     fit to use). One query."""
@@ -103,7 +112,7 @@ def run_input_incidents(run: PipelineRun) -> list[dict]:
     ]
 
 
-def approved_inputs(pipeline: Pipeline) -> dict:
+def inputs_approved_for(pipeline: Pipeline) -> dict:
     """Per input asset, its approved versions (newest first) for the trigger form."""
     versions = gov_selectors.dataset_versions(
         assets=pipeline.input_assets.all(),
@@ -131,7 +140,7 @@ def index_get_for_user(*, user, pk: int) -> IndexVersion:
     return index
 
 
-def console_recent_queries(*, user, pipeline: Pipeline, limit: int = 10) -> list[ConsoleQuery]:
+def console_queries_recent(*, user, pipeline: Pipeline, limit: int = 10) -> list[ConsoleQuery]:
     """The user's latest console queries, each distinct query text once (newest first)."""
     seen, recent = set(), []
     for entry in ConsoleQuery.objects.filter(user=user, pipeline=pipeline)[:50]:
@@ -158,7 +167,7 @@ def query_set_get_for_user(*, user, pk: int) -> SavedQuerySet:
     return saved
 
 
-def indexes_for_user(*, user) -> QuerySet[IndexVersion]:
+def indexes_visible_to(*, user) -> QuerySet[IndexVersion]:
     """Index versions of the pipelines of teams `user` can see (the API's list)."""
     return (
         IndexVersion.objects.filter(pipeline__owning_team__in=_visible_teams(user))

@@ -23,7 +23,7 @@ class PipelineListView(LoginRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(
-            pipelines=list(selectors.pipelines_for_user(user=self.request.user)), **kwargs
+            pipelines=list(selectors.pipelines_visible_to(user=self.request.user)), **kwargs
         )
 
 
@@ -34,7 +34,7 @@ class PipelineDetailView(LoginRequiredMixin, TemplateView):
         pipeline = selectors.pipeline_get_for_user(user=self.request.user, slug=kwargs["slug"])
         active = getattr(pipeline, "active", None)
         runs = Paginator(
-            selectors.runs_for_user(user=self.request.user, pipeline=pipeline), 20
+            selectors.runs_visible_to(user=self.request.user, pipeline=pipeline), 20
         ).get_page(self.request.GET.get("page"))
         indexes = list(selectors.indexes_of(pipeline)[:20])
         activations = gov_selectors.approvals_latest_for(indexes)
@@ -86,7 +86,7 @@ class RunRequestView(_PipelineObject, ServiceActionView):
     def build_form(self, data=None):
         return RunRequestForm(
             data,
-            inputs=selectors.approved_inputs(self.object),
+            inputs=selectors.inputs_approved_for(self.object),
             defaults=self.object.default_parameters or {},
             pipeline=self.object,
         )
@@ -132,8 +132,8 @@ class RunDetailView(_RunObject, TemplateView):
             approval=request,
             model=model,
             index=run.index_versions.select_related("model_version").first(),
-            blockers=selectors.run_blockers(run, request) if waiting else [],
-            input_incidents=selectors.run_input_incidents(run)
+            blockers=selectors.blockers_of(run, request) if waiting else [],
+            input_incidents=selectors.incidents_open_on_inputs_of(run)
             if run.state == RunState.AWAITING_APPROVAL
             else [],
             live=run.state not in TERMINAL_RUN_STATES,

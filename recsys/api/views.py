@@ -30,7 +30,7 @@ class PipelineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     lookup_field = "slug"
 
     def get_queryset(self):
-        return selectors.pipelines_for_user(user=self.request.user)
+        return selectors.pipelines_visible_to(user=self.request.user)
 
     @extend_schema(request=None, responses={200: PipelineOutputSerializer})
     @action(detail=True, methods=["post"])
@@ -59,7 +59,7 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         )
 
     def get_queryset(self):
-        qs = selectors.runs_for_user(user=self.request.user)
+        qs = selectors.runs_visible_to(user=self.request.user)
         if self.action != "list":
             qs = qs.defer(None).prefetch_related("inputs")
         params = self.request.query_params
@@ -109,8 +109,8 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         return Response(
             {
                 **approval_summary(approval),
-                "blockers": selectors.run_blockers(run, approval),
-                "input_incidents": selectors.run_input_incidents(run),
+                "blockers": selectors.blockers_of(run, approval),
+                "input_incidents": selectors.incidents_open_on_inputs_of(run),
             }
         )
 
@@ -123,7 +123,7 @@ class IndexVersionViewSet(
     serializer_class = IndexVersionOutputSerializer
 
     def get_queryset(self):
-        return selectors.indexes_for_user(user=self.request.user)
+        return selectors.indexes_visible_to(user=self.request.user)
 
     @extend_schema(
         request=ActivationReasonInputSerializer, responses={200: ApprovalSummaryOutputSerializer}
