@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Count, Max, Prefetch, Q, QuerySet, Value
 from django.utils import timezone
@@ -389,3 +390,26 @@ def policies_list_for_user(*, user, team_slug: str | None = None) -> QuerySet:
     if team_slug:
         qs = qs.filter(team__slug=team_slug)
     return qs.order_by("team__name", "kind")
+
+
+def dataset_read_limits(*, timed: bool = True):
+    """The bounds on reading a stored dataset file (datafiles.ReadLimits), from the
+    STEWARD_PROFILE_* settings: profiling uses them with its time limit (`timed`), the
+    pipeline without (its tasks have their own time limits)."""
+    from datafiles import ReadLimits  # pandas: imported only where it is needed
+
+    defaults = ReadLimits()
+    seconds = getattr(settings, "STEWARD_PROFILE_MAX_SECONDS", 1800.0) if timed else None
+    return ReadLimits(
+        max_line_chars=int(
+            getattr(settings, "STEWARD_PROFILE_MAX_LINE_BYTES", defaults.max_line_chars)
+        ),
+        max_unpacked_bytes=int(
+            getattr(settings, "STEWARD_PROFILE_MAX_DECOMPRESSED_BYTES", defaults.max_unpacked_bytes)
+        ),
+        max_ratio=float(getattr(settings, "STEWARD_PROFILE_MAX_RATIO", defaults.max_ratio)),
+        max_zip_members=int(
+            getattr(settings, "STEWARD_PROFILE_MAX_ZIP_MEMBERS", defaults.max_zip_members)
+        ),
+        max_seconds=float(seconds) if seconds else None,
+    )
