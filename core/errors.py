@@ -26,6 +26,13 @@ class ValidationError(ApplicationError):
     status_code = 400
 
 
+class InvalidTransitionError(ValidationError):
+    """The object is not in a state from which this change is allowed (a state machine's
+    table, e.g. governance/transitions.py or recsys/transitions.py, has no such edge)."""
+
+    status_code = 409
+
+
 class PermissionDeniedError(ApplicationError, PermissionDenied):
     """The actor may see the object but not do this to it.
 

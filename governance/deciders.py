@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, Value
 
-from core.errors import ApplicationError, PermissionDeniedError
+from core.errors import ApplicationError, InvalidTransitionError, PermissionDeniedError
 from governance.choices import ApprovalState
 from governance.models import ApprovalRequest, ApprovalRequirement, Decision
-from governance.transitions import InvalidTransitionError
 from teams.models import Membership
 
 OWN_REQUEST = "You cannot decide on your own request."

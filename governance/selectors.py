@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Count, Max, Prefetch, Q, QuerySet, Value
 from django.utils import timezone
@@ -20,7 +21,12 @@ from django.utils import timezone
 from core.errors import NotFoundError
 from core.models import AuditEvent
 from governance.choices import ApprovalState, IncidentStatus, ProfileStatus, VersionStatus
-from governance.deciders import can_decide_annotation, decidable_by
+from governance.deciders import (
+    approvers_by_team,
+    can_decide_annotation,
+    decidable_by,
+    excluded_persons,
+)
 from governance.models import (
     ApprovalRequest,
     ApprovalRequirement,
@@ -95,11 +101,23 @@ def version_get_for_user(*, user, pk: int) -> DatasetVersion:
     return version
 
 
-def dataset_versions(*, ids=None, assets=None, statuses=None) -> QuerySet[DatasetVersion]:
-    """Dataset versions (all, or those of `ids`, of `assets`, in `statuses`; each may be a
-    list or a queryset) with their asset, its owning team and the uploader loaded: how the
-    apps above governance read versions they already hold (a run's inputs) without asking
-    who may see them."""
+def data_assets(*, slugs=None) -> QuerySet[DataAsset]:
+    """Data assets (all, or those of `slugs`) with their owning team loaded: how the apps
+    above governance read assets they know by name (the demo load) without asking who may
+    see them."""
+    qs = DataAsset.objects.select_related("owning_team")
+    if slugs is not None:
+        qs = qs.filter(slug__in=slugs)
+    return qs
+
+
+def dataset_versions(
+    *, ids=None, assets=None, statuses=None, sha256: str | None = None
+) -> QuerySet[DatasetVersion]:
+    """Dataset versions (all, or those of `ids`, of `assets`, in `statuses`, whose file has
+    the checksum `sha256`; each may be a list or a queryset) with their asset, its owning team
+    and the uploader loaded: how the apps above governance read versions they already hold (a
+    run's inputs) without asking who may see them."""
     qs = DatasetVersion.objects.select_related("asset__owning_team", "uploaded_by")
     if ids is not None:
         qs = qs.filter(pk__in=ids)
@@ -107,6 +125,8 @@ def dataset_versions(*, ids=None, assets=None, statuses=None) -> QuerySet[Datase
         qs = qs.filter(asset__in=assets)
     if statuses is not None:
         qs = qs.filter(status__in=statuses)
+    if sha256 is not None:
+        qs = qs.filter(sha256=sha256)
     return qs
 
 
@@ -169,6 +189,32 @@ def approval_latest_for(
     return approvals_latest_for([subject], requirements=requirements, decisions=decisions).get(
         subject.pk
     )
+
+
+def approval_pending_for(subject) -> ApprovalRequest | None:
+    """The pending approval request of `subject` (the newest, should there be several), or
+    None when none is pending."""
+    return (
+        ApprovalRequest.objects.filter(
+            subject_type=ContentType.objects.get_for_model(subject),
+            subject_id=subject.pk,
+            state=ApprovalState.PENDING,
+        )
+        .order_by("-id")
+        .first()
+    )
+
+
+def approval_approvers_by_team(request: ApprovalRequest) -> dict[int, list]:
+    """Team id -> the users who may decide `request` now for that team, by username
+    (governance.deciders.approvers_by_team: the one rule of who may decide)."""
+    return approvers_by_team(request)
+
+
+def approval_excluded_persons(request: ApprovalRequest) -> dict[int, str]:
+    """User id -> why they may not decide `request` (four eyes: they produced its subject or
+    asked for its approval; governance.deciders.excluded_persons)."""
+    return excluded_persons(request)
 
 
 def approvals_for_inbox(*, user) -> QuerySet[ApprovalRequest]:
@@ -400,3 +446,26 @@ def policies_visible_to(*, user, team_slug: str | None = None) -> QuerySet:
     if team_slug:
         qs = qs.filter(team__slug=team_slug)
     return qs.order_by("team__name", "kind")
+
+
+def dataset_read_limits(*, timed: bool = True):
+    """The bounds on reading a stored dataset file (datafiles.ReadLimits), from the
+    STEWARD_PROFILE_* settings: profiling uses them with its time limit (`timed`), the
+    pipeline without (its tasks have their own time limits)."""
+    from datafiles import ReadLimits  # pandas: imported only where it is needed
+
+    defaults = ReadLimits()
+    seconds = getattr(settings, "STEWARD_PROFILE_MAX_SECONDS", 1800.0) if timed else None
+    return ReadLimits(
+        max_line_chars=int(
+            getattr(settings, "STEWARD_PROFILE_MAX_LINE_BYTES", defaults.max_line_chars)
+        ),
+        max_unpacked_bytes=int(
+            getattr(settings, "STEWARD_PROFILE_MAX_DECOMPRESSED_BYTES", defaults.max_unpacked_bytes)
+        ),
+        max_ratio=float(getattr(settings, "STEWARD_PROFILE_MAX_RATIO", defaults.max_ratio)),
+        max_zip_members=int(
+            getattr(settings, "STEWARD_PROFILE_MAX_ZIP_MEMBERS", defaults.max_zip_members)
+        ),
+        max_seconds=float(seconds) if seconds else None,
+    )

@@ -1,15 +1,8 @@
 """The allowed state transitions of governed objects, and the one guard services call."""
 
 from core.actions import Allowed, Refused, Verdict
-from core.errors import ValidationError
+from core.errors import InvalidTransitionError
 from governance.choices import ApprovalState, IncidentStatus, VersionStatus
-
-
-class InvalidTransitionError(ValidationError):
-    """The object is not in a state from which this change is allowed."""
-
-    status_code = 409
-
 
 VERSION_TRANSITIONS = {
     VersionStatus.DRAFT: {VersionStatus.SUBMITTED},

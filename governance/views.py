@@ -13,11 +13,11 @@ from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
 
+from core.charts import sparkline
 from core.errors import ApplicationError
 from core.views import ObjectView, ServiceActionView
 from governance import permissions, selectors, services
 from governance.actions import incident_actions, version_actions
-from governance.charts import sparkline
 from governance.choices import ApprovalKind, ProfileStatus
 from governance.constants import (
     AUDIT_PAGE_SIZE,

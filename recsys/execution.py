@@ -216,7 +216,7 @@ def _read(version, *, kind: str):
 
     import datafiles
     from core.hashing import sha256_file
-    from governance.read_limits import dataset_read_limits
+    from governance.selectors import dataset_read_limits
 
     path = default_storage.path(version.file.name)
     actual = sha256_file(path)  # the approved file, not one changed since: else fail the run

@@ -38,14 +38,25 @@ def require_view_pipeline(user, pipeline) -> None:
 def run_verdict(user, pipeline, action: str = "request runs of this pipeline") -> Verdict:
     """May `user` do `action` (a run-permission action) on `pipeline`? Not found when it is
     not visible to them, so a refusal never reveals it."""
-    if not can_view_pipeline(user, pipeline):
+    visible, runs = _access(user, pipeline)
+    if not visible:
         return Refused("Pipeline not found.", NotFoundError)
-    if not can_run(user, pipeline):
+    if not runs:
         return Refused(
             f"You cannot {action}: only ops and leads of {pipeline.owning_team.name} can.",
             PermissionDeniedError,
         )
     return Allowed()
+
+
+def _access(user, pipeline) -> tuple[bool, bool]:
+    """(may view, may run) for `user` on this pipeline object, read once per object and user:
+    a page asks it for the pipeline and each of its index versions."""
+    known = pipeline.__dict__.setdefault("_access_by_user", {})
+    if user.pk not in known:
+        visible = can_view_pipeline(user, pipeline)
+        known[user.pk] = (visible, visible and can_run(user, pipeline))
+    return known[user.pk]
 
 
 def require_run(user, pipeline, action: str = "request runs of this pipeline") -> None:

@@ -17,7 +17,6 @@ from django.urls import reverse
 from core.errors import NotFoundError
 from governance import selectors as gov_selectors
 from governance.choices import VersionStatus
-from governance.deciders import approvers_by_team
 from recsys import permissions
 from recsys.models import ConsoleQuery, IndexVersion, Pipeline, PipelineRun, SavedQuerySet
 from teams import permissions as team_perms
@@ -80,7 +79,7 @@ def blockers_of(run: PipelineRun, request) -> list[str]:
     latest approval request (governance.selectors.approval_latest_for) or None."""
     reasons = []
     if request is not None and request.state == "pending":
-        approvers = approvers_by_team(request)
+        approvers = gov_selectors.approval_approvers_by_team(request)
         for requirement in request.requirements.all():
             if requirement.approvals < requirement.quorum:
                 names = [u.get_username() for u in approvers.get(requirement.team_id, [])]

@@ -3,7 +3,7 @@ services call before they change a state (as governance/transitions.py does for 
 objects). The predicates answer the same question without raising, for interfaces that offer
 an action only when it is allowed."""
 
-from governance.transitions import InvalidTransitionError
+from core.errors import InvalidTransitionError
 from recsys.choices import IndexStatus, RunState
 
 RUN_TRANSITIONS = {

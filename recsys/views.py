@@ -7,9 +7,9 @@ from django.core.paginator import Paginator
 from django.urls import reverse
 from django.views.generic import TemplateView
 
+from core.charts import sparkline
 from core.views import ObjectView, ServiceActionView
 from governance import selectors as gov_selectors
-from governance.charts import sparkline
 from recsys import permissions, selectors, services
 from recsys.actions import index_actions, pipeline_actions, run_actions
 from recsys.choices import TERMINAL_RUN_STATES, RunState

@@ -35,6 +35,9 @@ fi
 echo "==> ruff"
 $BIN/ruff check . || exit 1
 
+echo "==> import contract (pyproject.toml [tool.importlinter])"
+$BIN/lint-imports || exit 1
+
 STEWARD_VAR_DIR="$WORK/sqlite" run_pass "sqlite + filesystem broker" "$@"
 status_sqlite=$?
 

@@ -29,7 +29,7 @@ DEMO_ROLES = ["lead", "steward", "engineer", "ops", "viewer"]
 DEMO_ADMIN = "admin"
 DEMO_HEAD = "org.head"  # lead of the organization root
 # username, RACI kind, area, team slug: responsibilities for areas of work (those for data assets
-# are governance/demo.py's)
+# are governance/services/demo.py's)
 DEMO_AREA_RACI = [
     ("catalog.lead", "A", "catalog quality", "catalog-data"),
     ("catalog.steward", "R", "catalog quality", "catalog-data"),

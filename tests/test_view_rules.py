@@ -77,3 +77,27 @@ def test_views_query_no_model_directly():
         if (found := model_queries((ROOT / module).read_text()))
     }
     assert not offenders, f"Views read through selectors, not <Model>.objects: {offenders}"
+
+
+def imports_of(source: str) -> set[str]:
+    """The modules a module imports (`from a import b` counts as `a` and `a.b`)."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_views_read_search_answers_through_the_selectors_not_serving():
+    """Loading engines is recsys.serving's job; views ask the search selectors
+    (recsys.search) for answers and never reach the engines themselves."""
+    assert "recsys.serving" in imports_of("from recsys import serving")
+    offenders = [
+        module
+        for module in VIEW_MODULES
+        if "recsys.serving" in imports_of((ROOT / module).read_text())
+    ]
+    assert not offenders, f"Views call recsys.search, not recsys.serving: {offenders}"

@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from core.models import AuditEvent
-from governance.choices import ApprovalState, AssetKind, Classification, Verdict
+from governance.choices import AssetKind, Classification, Verdict
 from governance.forms import FORMAT_CHOICES
 from governance.models import (
     ApprovalPolicy,
@@ -306,23 +306,3 @@ class ApprovalPolicySetInputSerializer(serializers.Serializer):
     expiry_hours = serializers.IntegerField(
         min_value=1, max_value=MAX_HOURS, required=False, allow_null=True, default=None
     )
-
-
-class ApprovalRequirementBriefSerializer(serializers.Serializer):
-    team = serializers.CharField(help_text="Slug of the team whose approvals are required.")
-    approvals = serializers.IntegerField()
-    quorum = serializers.IntegerField()
-    approver_roles = serializers.ListField(child=serializers.CharField())
-
-
-class ApprovalBriefSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    state = serializers.ChoiceField(choices=ApprovalState.choices)
-    requirements = ApprovalRequirementBriefSerializer(many=True)
-
-
-class ApprovalSummaryOutputSerializer(serializers.Serializer):
-    """The approval request of an object (null when none was opened): its state and, per required
-    team, the approvals given and the quorum."""
-
-    approval = ApprovalBriefSerializer(allow_null=True)

@@ -19,7 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.audit import audit_record
-from core.errors import PermissionDeniedError, ValidationError
+from core.errors import InvalidTransitionError, PermissionDeniedError, ValidationError
 from governance.choices import ApprovalState, Verdict
 from governance.constants import (
     DEFAULT_APPROVER_ROLES,
@@ -34,7 +34,7 @@ from governance.models import (
     ApprovalRequirementRole,
     Decision,
 )
-from governance.transitions import InvalidTransitionError, assert_transition
+from governance.transitions import assert_transition
 from teams.services import notification_send
 
 User = get_user_model()

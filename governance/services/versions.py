@@ -293,7 +293,7 @@ def dataset_versions_profile_sweep(*, stuck_after_minutes: int = 120) -> dict[st
 def _run_profile(version: DatasetVersion) -> tuple[dict | None, str]:
     import datafiles
     from governance import profiling
-    from governance.read_limits import dataset_read_limits
+    from governance.selectors import dataset_read_limits
 
     contract = profiling.SchemaContract.from_dict(version.asset.schema_contract or None)
     try:

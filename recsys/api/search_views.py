@@ -1,5 +1,6 @@
-"""Serving API: search, similar items, recommendations. Thin: parameters in, one read of
-recsys.search, the answer out (it always names the index version that produced it)."""
+"""Serving API: search, similar items, recommendations. Thin: parameters in, one call of the
+search answers selector (recsys.search.answers), the answer out (it always names the index
+version that produced it)."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -7,8 +8,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.errors import ErrorSerializer
-from recsys import search
 from recsys.pipelines.engine import SEARCH_MODES
+from recsys.search import answers
 from teams.api.inputs import MAX_ID
 
 _COMMON = [
@@ -77,16 +78,16 @@ class SearchView(APIView):
     )
     def get(self, request):
         params = request.query_params
-        served = search.search(
+        served = answers.search_answer(
             user=request.user,
             q=params.get("q"),
             k=params.get("k"),
             mode=params.get("mode"),
-            filters=search.filters_from(params.dict()),
+            filters=answers.filters_from(params),
             pipeline=params.get("pipeline"),
             index=params.get("index"),
         )
-        return Response(served.as_dict(query=search.parse_query(params.get("q"))))
+        return Response(served.as_dict())
 
 
 class SimilarProductsView(APIView):
@@ -95,15 +96,15 @@ class SimilarProductsView(APIView):
     @extend_schema(parameters=[*_COMMON, *_FILTERS], responses={200: _ANSWER, **_ERRORS})
     def get(self, request, product_id: str):
         params = request.query_params
-        served = search.similar(
+        served = answers.similar_answer(
             user=request.user,
             product_id=product_id,
             k=params.get("k"),
             pipeline=params.get("pipeline"),
             index=params.get("index"),
-            filters=search.filters_from(params.dict()),
+            filters=answers.filters_from(params),
         )
-        return Response(served.as_dict(product_id=product_id))
+        return Response(served.as_dict())
 
 
 class RecommendationsView(APIView):
@@ -114,11 +115,11 @@ class RecommendationsView(APIView):
     @extend_schema(parameters=_COMMON, responses={200: _ANSWER, **_ERRORS})
     def get(self, request, user_id: str):
         params = request.query_params
-        served = search.recommendations(
+        served = answers.recommendations_answer(
             user=request.user,
             user_id=user_id,
             k=params.get("k"),
             pipeline=params.get("pipeline"),
             index=params.get("index"),
         )
-        return Response(served.as_dict(user_id=user_id))
+        return Response(served.as_dict())

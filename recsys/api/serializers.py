@@ -2,10 +2,52 @@
 
 from rest_framework import serializers
 
-from governance.api.serializers import ApprovalSummaryOutputSerializer
+from governance.choices import ApprovalState
 from recsys.choices import RunKind
 from recsys.models import IndexVersion, Pipeline, PipelineRun
 from teams.api.inputs import MAX_LIST, IdField
+
+
+# The approval of a run or an index (governance's ApprovalRequest), as the API shows it.
+class ApprovalRequirementBriefSerializer(serializers.Serializer):
+    team = serializers.CharField(help_text="Slug of the team whose approvals are required.")
+    approvals = serializers.IntegerField()
+    quorum = serializers.IntegerField()
+    approver_roles = serializers.ListField(child=serializers.CharField())
+
+
+class ApprovalBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=ApprovalState.choices)
+    requirements = ApprovalRequirementBriefSerializer(many=True)
+
+
+class ApprovalSummaryOutputSerializer(serializers.Serializer):
+    """The approval request of an object (null when none was opened): its state and, per required
+    team, the approvals given and the quorum."""
+
+    approval = ApprovalBriefSerializer(allow_null=True)
+
+
+def approval_summary(request) -> dict:
+    """The ApprovalSummaryOutputSerializer shape of an approval request (or of none)."""
+    if request is None:
+        return {"approval": None}
+    return {
+        "approval": {
+            "id": request.pk,
+            "state": request.state,
+            "requirements": [
+                {
+                    "team": r.team.slug,
+                    "approvals": r.approvals,
+                    "quorum": r.quorum,
+                    "approver_roles": r.roles,
+                }
+                for r in request.requirements.all()
+            ],
+        }
+    }
 
 
 class PipelineOutputSerializer(serializers.ModelSerializer):

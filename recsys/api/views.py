@@ -6,11 +6,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from governance import selectors as gov_selectors
-from governance.api.serializers import ApprovalSummaryOutputSerializer
-from governance.approvals_api import approval_summary
 from recsys import selectors, services
 from recsys.api.serializers import (
     ActivationReasonInputSerializer,
+    ApprovalSummaryOutputSerializer,
     IndexVersionOutputSerializer,
     PipelineOutputSerializer,
     PipelineRunDetailSerializer,
@@ -18,6 +17,7 @@ from recsys.api.serializers import (
     RunApprovalOutputSerializer,
     RunRequestInputSerializer,
     ScheduleInputSerializer,
+    approval_summary,
 )
 from teams.api.inputs import valid_input
 

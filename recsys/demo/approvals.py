@@ -3,13 +3,17 @@ or lead would in the product, until every quorum is met. A human "no" is never o
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from governance import selectors as gov_selectors
 from governance import services as gov
-from governance.choices import ApprovalKind, ApprovalState, VersionStatus
-from governance.deciders import excluded_persons
-from governance.models import ApprovalRequest, DatasetVersion, Decision
+from governance.choices import ApprovalState, VersionStatus
 from recsys.demo.errors import DemoLoadError, Say, call_service
 from teams.demo import demo_users
 from teams.models import Membership
+
+if TYPE_CHECKING:
+    from governance.models import ApprovalRequest, DatasetVersion
 
 
 def approve_version(version: DatasetVersion, say: Say) -> DatasetVersion:
@@ -23,24 +27,14 @@ def approve_version(version: DatasetVersion, say: Say) -> DatasetVersion:
             version=version,
             reason=version.note,
         )
-    request = pending_request(ApprovalKind.DATASET_VERSION, version.pk)
+    request = gov_selectors.approval_pending_for(version)
     if request is None:
         raise DemoLoadError(f"{version} is {version.status} but has no pending approval request.")
     approve_as_demo(request, subject=str(version), prefer=("steward", "lead"), say=say)
-    version = DatasetVersion.objects.select_related("asset").get(pk=version.pk)
+    version = gov_selectors.dataset_versions(ids=[version.pk]).get()
     if version.status != VersionStatus.APPROVED:
         raise DemoLoadError(f"{version} is {version.status} after its approval.")
     return version
-
-
-def pending_request(kind: str, subject_id: int) -> ApprovalRequest | None:
-    return (
-        ApprovalRequest.objects.filter(
-            kind=kind, subject_id=subject_id, state=ApprovalState.PENDING
-        )
-        .order_by("-id")
-        .first()
-    )
 
 
 def approve_as_demo(request: ApprovalRequest, *, subject: str, prefer, say: Say) -> None:
@@ -56,12 +50,12 @@ def approve_as_demo(request: ApprovalRequest, *, subject: str, prefer, say: Say)
             ):
                 break
             roles = requirement.roles
-            decided = Decision.objects.filter(request=request).values("approver_id")
+            decided = request.decisions.values("approver_id")
             approver = demo_member(
                 requirement.team,
                 roles,
                 prefer=prefer,
-                exclude=list(excluded_persons(request)),
+                exclude=list(gov_selectors.approval_excluded_persons(request)),
                 exclude_query=decided,
             )
             if approver is None:
@@ -107,7 +101,3 @@ def demo_user(username: str):
             f"The demo user {username} is missing: run `python manage.py seed_demo`."
         )
     return user
-
-
-def latest_request(kind: str, subject_id: int) -> ApprovalRequest | None:
-    return ApprovalRequest.objects.filter(kind=kind, subject_id=subject_id).order_by("-id").first()

@@ -10,10 +10,11 @@ from pathlib import Path
 from django.conf import settings
 
 from core.errors import ApplicationError
-from governance.choices import ApprovalKind, ApprovalState
+from governance import selectors as gov_selectors
+from governance.choices import ApprovalState
 from recsys import services
 from recsys.choices import TERMINAL_RUN_STATES, IndexStatus, RunKind, RunState
-from recsys.demo.approvals import approve_as_demo, demo_user, latest_request, pending_request
+from recsys.demo.approvals import approve_as_demo, demo_user
 from recsys.demo.errors import DemoLoadError, Say, call_service
 from recsys.demo.worker import DemoWorker
 from recsys.models import ActiveIndex, IndexVersion, Pipeline, PipelineRun
@@ -93,7 +94,7 @@ def retrain(pipeline, versions, parameters, *, timeout: float, say: Say) -> Pipe
     with DemoWorker(say=say) as worker:
         try:
             if run.state == RunState.AWAITING_APPROVAL:
-                request = pending_request(ApprovalKind.PIPELINE_RUN, run.pk)
+                request = gov_selectors.approval_pending_for(run)
                 if request is None:
                     raise DemoLoadError(f"Run #{run.pk} awaits an approval that is not pending.")
                 approve_as_demo(
@@ -107,7 +108,7 @@ def retrain(pipeline, versions, parameters, *, timeout: float, say: Say) -> Pipe
 
 
 def _refuse_if_rejected(run: PipelineRun) -> None:
-    request = latest_request(ApprovalKind.PIPELINE_RUN, run.pk)
+    request = gov_selectors.approval_latest_for(run, requirements=False, decisions=False)
     if request is not None and request.state == ApprovalState.REJECTED:
         raise DemoLoadError(
             f"Run #{run.pk} of the demo data was rejected: the demo load does not override "
@@ -170,7 +171,7 @@ def activate(run: PipelineRun, say: Say) -> IndexVersion:
     ok, detail = services.quality_gate(index)
     if not ok:
         raise DemoLoadError(f"{index} fails the quality gate ({detail}): it is left a candidate.")
-    request = latest_request(ApprovalKind.INDEX_ACTIVATION, index.pk)
+    request = gov_selectors.approval_latest_for(index, requirements=False, decisions=False)
     if request is not None and request.state == ApprovalState.REJECTED:
         raise DemoLoadError(
             f"The activation of {index} was rejected: the demo load does not override that "

@@ -3,19 +3,24 @@ owning team's demo engineer and profiled (found by checksum when an earlier load
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.core.files import File
 from django.db import transaction
 
+from governance import selectors as gov_selectors
 from governance import services as gov
 from governance.choices import ProfileStatus, VersionStatus
-from governance.models import DataAsset, DatasetVersion
 from recsys.demo.approvals import demo_member
 from recsys.demo.dataset import DemoFile
 from recsys.demo.errors import DemoLoadError, Say, call_service
 
+if TYPE_CHECKING:
+    from governance.models import DataAsset, DatasetVersion
+
 
 def _asset(slug: str) -> DataAsset:
-    asset = DataAsset.objects.select_related("owning_team").filter(slug=slug).first()
+    asset = gov_selectors.data_assets(slugs=[slug]).first()
     if asset is None:
         raise DemoLoadError(
             f"The demo asset '{slug}' is missing: run `python manage.py seed_demo`."
@@ -26,15 +31,17 @@ def _asset(slug: str) -> DataAsset:
 def find_version(file: DemoFile) -> DatasetVersion | None:
     """The version an earlier load stored from the same bytes; refuses when a steward turned
     it down (the load does not override that decision)."""
-    versions = DatasetVersion.objects.select_related("asset").filter(
-        asset__slug=file.asset_slug, sha256=file.sha256
+    versions = list(
+        gov_selectors.dataset_versions(
+            assets=gov_selectors.data_assets(slugs=[file.asset_slug]), sha256=file.sha256
+        ).order_by("-number")
     )
-    usable = versions.exclude(status__in=[VersionStatus.REJECTED, VersionStatus.DEPRECATED])
-    version = usable.order_by("-number").first()
-    if version is not None:
-        return version
-    refused = versions.order_by("-number").first()
-    if refused is not None:
+    refused_states = (VersionStatus.REJECTED, VersionStatus.DEPRECATED)
+    usable = [v for v in versions if v.status not in refused_states]
+    if usable:
+        return usable[0]
+    if versions:
+        refused = versions[0]
         raise DemoLoadError(
             f"{refused} holds this {file.role} data and was {refused.status}: the demo load "
             "does not override a steward's decision. Load other data with --data, or upload "
@@ -81,7 +88,7 @@ def import_versions(files: list[DemoFile], found: dict, say: Say) -> list[Datase
         if version.profile_status in (ProfileStatus.PENDING, ProfileStatus.RUNNING):
             # Profiled here so the load goes on at once; a worker's copy of the job is a no-op.
             gov.dataset_version_profile(version_id=version.pk)
-        version = DatasetVersion.objects.select_related("asset").get(pk=version.pk)
+        version = gov_selectors.dataset_versions(ids=[version.pk]).get()
         if version.profile_status == ProfileStatus.FAILED:
             raise DemoLoadError(f"Profiling {version} failed: {version.profile_error}")
         if found[file.role] is None:

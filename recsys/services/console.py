@@ -7,8 +7,8 @@ from django.db import IntegrityError, transaction
 
 from core.audit import audit_record
 from core.errors import NotFoundError, ValidationError
-from recsys import search
 from recsys.models import ConsoleQuery, Pipeline, SavedQuerySet
+from recsys.search import answers
 
 CONSOLE_HISTORY = 50
 MAX_SAVED_QUERIES = 200
@@ -44,14 +44,14 @@ def _clean_queries(text_or_list) -> list[str]:
             field="queries",
         )
     for query in queries:
-        search.parse_query(query)  # same limits as a search
+        answers.parse_query(query)  # same limits as a search
     return queries
 
 
 @transaction.atomic
 def query_set_save(*, actor, pipeline: Pipeline, name: str, queries) -> SavedQuerySet:
     """Save a named query set for later comparisons (one name per owner)."""
-    search.require_query(actor, pipeline)
+    answers.require_query(actor, pipeline)
     name = " ".join(str(name or "").split())
     if not name:
         raise ValidationError("Give the query set a name.", field="name")

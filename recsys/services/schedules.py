@@ -25,7 +25,6 @@ from django.utils import timezone
 
 from core.audit import audit_record
 from core.errors import ApplicationError, ValidationError
-from governance.models import DatasetVersion
 from governance.selectors import dataset_versions
 from recsys.choices import RunKind
 from recsys.models import Pipeline

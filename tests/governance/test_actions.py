@@ -5,10 +5,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from core.errors import NotFoundError, PermissionDeniedError, ValidationError
+from core.errors import (
+    InvalidTransitionError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from governance.actions import incident_actions, version_actions
 from governance.models import DataAsset, DatasetVersion, Incident
-from governance.transitions import InvalidTransitionError
 from teams.models import Team
 
 

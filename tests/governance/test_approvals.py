@@ -16,13 +16,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from core.audit import verify_chain
-from core.errors import PermissionDeniedError, ValidationError
+from core.errors import InvalidTransitionError, PermissionDeniedError, ValidationError
 from core.models import AuditEvent
 from governance import services
 from governance.choices import ApprovalKind, ApprovalState, VersionStatus
 from governance.models import ApprovalPolicy, ApprovalRequest, DataAsset, DatasetVersion, Decision
 from governance.services import approvals as engine
-from governance.transitions import InvalidTransitionError
 from teams import services as team_services
 from teams.models import Notification
 from tests import helpers

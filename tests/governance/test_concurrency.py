@@ -14,12 +14,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
 from core.audit import verify_chain
+from core.errors import InvalidTransitionError
 from core.models import AuditEvent
 from governance import services
 from governance.choices import ApprovalKind, ApprovalState, VersionStatus
 from governance.models import ApprovalRequest, DatasetVersion, Decision
 from governance.tasks import dataset_version_profile_task
-from governance.transitions import InvalidTransitionError
 from teams import services as team_services
 from teams.models import Notification
 from teams.tasks import notification_email_send_task

@@ -12,12 +12,11 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from core.errors import NotFoundError, PermissionDeniedError
+from core.errors import InvalidTransitionError, NotFoundError, PermissionDeniedError
 from core.models import AuditEvent
 from governance import services
 from governance.choices import ApprovalState, IncidentStatus, SlaRule, VersionStatus
 from governance.models import ApprovalRequest, DatasetVersion, Incident, IncidentEvent
-from governance.transitions import InvalidTransitionError
 from teams import services as team_services
 from teams.models import Notification
 from tests.conftest import api_as

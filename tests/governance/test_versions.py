@@ -19,14 +19,19 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from django.utils import timezone
 
-from core.errors import ApplicationError, NotFoundError, PermissionDeniedError, ValidationError
+from core.errors import (
+    ApplicationError,
+    InvalidTransitionError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from core.models import AuditEvent
 from governance import services
 from governance.choices import ApprovalState, ProfileStatus, VersionStatus
 from governance.models import ApprovalRequest, DatasetVersion
 from governance.services.versions import dataset_versions_profile_sweep
 from governance.tasks import dataset_version_profile_task
-from governance.transitions import InvalidTransitionError
 from tests.conftest import api_as, login
 from tests.helpers import audit_since, last_audit_id
 

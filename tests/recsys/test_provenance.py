@@ -8,8 +8,10 @@ import pytest
 
 from governance import services as gov
 from governance.models import ApprovalRequest, DatasetVersion
-from recsys import search, services, serving
+from recsys import services, serving
 from recsys.models import IndexVersion
+from recsys.search.answers import search_answer
+from recsys.search.provenance import index_provenance
 from tests.conftest import login
 from tests.recsys.pipeline_setup import approve_run, build_pipeline_org
 
@@ -65,9 +67,9 @@ def _people(approvals):
 
 def test_the_chain_is_complete_and_correct(retrained):
     org = retrained
-    result = search.search(user=org.user("beta.ops"), q="usb cable", k=3)
+    result = search_answer(user=org.user("beta.ops"), q="usb cable", k=3)
     assert result.index_id == org.index.pk
-    chain = search.index_provenance(IndexVersion.objects.get(pk=result.index_id))
+    chain = index_provenance(IndexVersion.objects.get(pk=result.index_id))
     assert chain["index"]["id"] == org.index.pk and chain["index"]["status"] == "active"
     assert _people(chain["index"]["activation_approvals"]) == [("beta.lead", "Beta", "approve")]
     assert chain["model"]["id"] == org.index.model_version_id
@@ -99,7 +101,7 @@ def test_the_why_panel_links_every_object(retrained, client):
     org = retrained
     login(client, org.user("beta.ops"))
     url = f"/recsys/console/indexes/{org.index.pk}/why/"
-    product = search.search(user=org.user("beta.ops"), q="cable", k=1, mode="dense").answer.hits[0]
+    product = search_answer(user=org.user("beta.ops"), q="cable", k=1, mode="dense").answer.hits[0]
     response = client.get(url, {"product": product.product_id}, HTTP_HX_REQUEST="true")
     page = response.content.decode()
     assert "<html" not in page  # an htmx fragment
@@ -121,4 +123,4 @@ def test_provenance_queries_do_not_grow_with_approvals(retrained, django_assert_
         pk=retrained.index.pk
     )
     with django_assert_max_num_queries(12):
-        search.index_provenance(index)
+        index_provenance(index)

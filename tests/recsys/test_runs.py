@@ -13,10 +13,9 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings as django_settings
 
-from core.errors import PermissionDeniedError, ValidationError
+from core.errors import InvalidTransitionError, PermissionDeniedError, ValidationError
 from governance import services as gov
 from governance.models import DatasetVersion
-from governance.transitions import InvalidTransitionError
 from recsys import services
 from recsys.execution import execute
 from recsys.models import ActiveIndex, IndexVersion, PipelineRun

@@ -8,7 +8,7 @@ from itertools import product
 
 import pytest
 
-from governance.transitions import InvalidTransitionError
+from core.errors import InvalidTransitionError
 from recsys.choices import IndexStatus, RunState
 from recsys.transitions import (
     INDEX_TRANSITIONS,

@@ -1,9 +1,9 @@
 """python manage.py search "query" --k 10 [--index VERSION] [--mode MODE] [--json]
 python manage.py search --queries FILE --k 10 --json  (one query per line in, one JSON line out)
 
-Answers exactly like the API (the same recsys.search code): the model and the index are loaded
-once for the whole batch. Runs as a user (--as, default: the first active superuser), so the
-permission rules are the API's.
+Answers exactly like the API (the same selector, recsys.search.answers): the model and the
+index are loaded once for the whole batch. Runs as a user (--as, default: the first active
+superuser), so the permission rules are the API's.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import ApplicationError
-from recsys import search
 from recsys.pipelines.engine import SEARCH_MODES
+from recsys.search import answers
 
 
 class Command(BaseCommand):
@@ -38,17 +38,17 @@ class Command(BaseCommand):
         user = self._user(options["username"])
         queries = [options["query"]] if options["query"] else self._read(options["queries"])
         try:
-            search.parse_k(options["k"])
+            answers.parse_k(options["k"])
             if options["query"]:
-                search.parse_query(options["query"])
+                answers.parse_query(options["query"])
             # One index for the whole batch: loaded once, and never swapped mid-batch.
-            where = search.target(user=user, pipeline=options["pipeline"], index=options["index"])
+            where = answers.target(user=user, pipeline=options["pipeline"], index=options["index"])
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
         failures = 0
         for query in queries:
             try:
-                served = search.search_in(where, q=query, k=options["k"], mode=options["mode"])
+                served = answers.search_in(where, q=query, k=options["k"], mode=options["mode"])
             except ApplicationError as exc:
                 if len(queries) == 1:
                     raise CommandError(exc.message) from None

@@ -2,8 +2,8 @@
 
 Each part is built next to what it is about: the teams, users, memberships and responsibilities
 for areas by teams/demo.py, the data assets, their responsibilities and the demo dataset versions
-by governance/demo.py, the pipeline by recsys/demo/pipeline.py. The command lives in recsys, the
-app above the other two, because it needs all three.
+by governance/services/demo.py, the pipeline by recsys/demo/pipeline.py. The command lives in
+recsys, the app above the other two, because it needs all three.
 
 Its users share a public password, so with DEBUG off it refuses unless --i-know-this-is-a-demo."""
 
@@ -38,7 +38,7 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def _seed(self, **options):
-        from governance.demo import seed_assets, seed_governance
+        from governance.services.demo import seed_assets, seed_governance
         from recsys.demo.pipeline import seed_pipeline
         from teams.permissions import sync_team_grants
 

@@ -1,4 +1,5 @@
-"""Server-side SVG charts (no JavaScript, no CDN): points for a polyline over versions."""
+"""Server-side SVG charts (no JavaScript, no CDN): points for a polyline over a series
+(versions of a dataset, evaluations of a model, a training loss curve)."""
 
 from dataclasses import dataclass
 

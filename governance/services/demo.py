@@ -1,6 +1,7 @@
 """The demo's governance data: the data assets with their responsibilities, schema contracts,
 SLAs and a few dataset versions in every state a steward meets (approved, waiting in the inbox,
-breaching an SLA). Used by seed_demo."""
+breaching an SLA), written through governance's services as the demo admin and members. Used
+by seed_demo (not exported by governance.services: only the demo needs it)."""
 
 from django.core.files.base import ContentFile
 

@@ -1,5 +1,6 @@
-"""Reads that answer queries: search, similar items, recommendations and the provenance of an
-index. Shared by the console, the API and `manage.py search`, so all three answer the same.
+"""The selector of search answers: search, similar items and recommendations, each a `Served`
+(the answer, what was asked, and the index version that answered). The console, the API and
+`manage.py search` all call it, so all three parse, refuse and answer the same way.
 
 Who may query: admins and the ops and leads of the pipeline's owning team (and leads above it),
 the people who run the pipeline. Anyone else in the organization is refused with a reason;
@@ -9,14 +10,13 @@ someone outside it gets 404, as everywhere.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
-from governance.selectors import approvals_latest_for, dataset_versions
-from recsys import permissions, serving
-from recsys.models import IndexVersion, Pipeline, PipelineRun
+from recsys import permissions, selectors, serving
+from recsys.models import IndexVersion, Pipeline, SavedQuerySet
 from recsys.pipelines.engine import SEARCH_MODES, Answer, SearchEngine, UnknownProductError
 from recsys.pipelines.engine import UnknownUserError as _UnknownUser
 from recsys.pipelines.products import FilterError
@@ -28,16 +28,19 @@ CONTROL_PARAMETERS = {"q", "k", "mode", "pipeline", "index", "format", "page"}
 
 @dataclass
 class Served:
-    """An answer and where it came from."""
+    """An answer, what was asked (the normalised query, or the product or user it is for) and
+    the index version that answered."""
 
     pipeline: Pipeline
     index_id: int
     answer: Answer
     engine: SearchEngine
+    asked: dict = field(default_factory=dict)
 
-    def as_dict(self, **extra) -> dict:
+    def as_dict(self) -> dict:
+        """The API's answer (SearchAnswer in the schema, plus what was asked, first)."""
         return {
-            **extra,
+            **self.asked,
             "pipeline": self.pipeline.slug,
             "index_version": self.index_id,
             "mode": self.answer.mode,
@@ -64,13 +67,11 @@ def require_query(user, pipeline: Pipeline) -> None:
 def queryable_pipeline(*, user, slug: str | None = None) -> Pipeline:
     """The pipeline a query is for: the one named, else the configured default
     (STEWARD_SEARCH_PIPELINE), else the first one the user may see that serves an index."""
-    from recsys.selectors import pipeline_get_queryable, pipelines_visible_to
-
     default = getattr(settings, "STEWARD_SEARCH_PIPELINE", "product-search")
-    pipeline = pipeline_get_queryable(user=user, slug=slug or default)
+    pipeline = selectors.pipeline_get_queryable(user=user, slug=slug or default)
     if pipeline is not None:  # the common case, in two small queries
         return pipeline
-    visible = pipelines_visible_to(user=user).prefetch_related(None)  # inputs are not needed
+    visible = selectors.pipelines_visible_to(user=user).prefetch_related(None)  # inputs unneeded
     if slug:
         pipeline = visible.filter(slug=slug).first()
     else:
@@ -83,6 +84,21 @@ def queryable_pipeline(*, user, slug: str | None = None) -> Pipeline:
         raise NotFoundError("Pipeline not found." if slug else "You can see no pipeline.")
     require_query(user, pipeline)
     return pipeline
+
+
+def index_get_queryable(*, user, pk: int) -> IndexVersion:
+    """An index version the user may query (404 when they cannot see it, 403 with the reason
+    when they may see but not query it)."""
+    index = selectors.index_get_for_user(user=user, pk=pk)
+    require_query(user, index.pipeline)
+    return index
+
+
+def query_set_get_queryable(*, user, pk: int) -> SavedQuerySet:
+    """One of the user's saved query sets, of a pipeline they may still query."""
+    saved = selectors.query_set_get_for_user(user=user, pk=pk)
+    require_query(user, saved.pipeline)
+    return saved
 
 
 def parse_k(raw, default: int = 10) -> int:
@@ -126,7 +142,8 @@ def parse_mode(raw, engine: SearchEngine) -> str:
 
 
 def filters_from(params: Mapping[str, str]) -> dict[str, str]:
-    """The filter parameters of a request: everything that is not a control parameter."""
+    """The filter parameters of a request (a dict or a QueryDict, whose last value of a name
+    counts): everything that is not a control parameter."""
     return {k: v for k, v in params.items() if k not in CONTROL_PARAMETERS}
 
 
@@ -177,10 +194,10 @@ def search_in(
         answer = where.engine.search(query, k, mode=mode, filters=dict(filters or {}))
     except FilterError as exc:
         raise ValidationError(str(exc), field="filters") from None
-    return Served(where.pipeline, where.index_id, answer, where.engine)
+    return Served(where.pipeline, where.index_id, answer, where.engine, {"query": query})
 
 
-def search(
+def search_answer(
     *,
     user,
     q,
@@ -197,7 +214,10 @@ def search(
     )
 
 
-def similar(*, user, product_id: str, k=None, pipeline=None, index=None, filters=None) -> Served:
+def similar_answer(
+    *, user, product_id: str, k=None, pipeline=None, index=None, filters=None
+) -> Served:
+    """The nearest products of one product of the index."""
     k = parse_k(k)
     where = target(user=user, pipeline=pipeline, index=index)
     try:
@@ -206,10 +226,11 @@ def similar(*, user, product_id: str, k=None, pipeline=None, index=None, filters
         raise NotFoundError(f"Product {product_id} is not in index v{where.index_id}.") from None
     except FilterError as exc:
         raise ValidationError(str(exc), field="filters") from None
-    return Served(where.pipeline, where.index_id, answer, where.engine)
+    return Served(where.pipeline, where.index_id, answer, where.engine, {"product_id": product_id})
 
 
-def recommendations(*, user, user_id: str, k=None, pipeline=None, index=None) -> Served:
+def recommendations_answer(*, user, user_id: str, k=None, pipeline=None, index=None) -> Served:
+    """Products for one user of the index's behaviour data (popular ones for a cold start)."""
     k = parse_k(k)
     where = target(user=user, pipeline=pipeline, index=index)
     try:
@@ -218,126 +239,4 @@ def recommendations(*, user, user_id: str, k=None, pipeline=None, index=None) ->
         raise NotFoundError(
             f"User {user_id} has no behaviour event in the data of index v{where.index_id}."
         ) from None
-    return Served(where.pipeline, where.index_id, answer, where.engine)
-
-
-# -- provenance ---------------------------------------------------------------------------
-
-
-def _decisions_by_subject(subjects) -> dict[int, list[dict]]:
-    """Approvals (who, team, when, verdict) of the latest request per subject (instances of one
-    model), in a fixed number of queries."""
-    out: dict[int, list[dict]] = {}
-    for subject_id, request in approvals_latest_for(subjects, requirements=False).items():
-        out[subject_id] = [
-            {
-                "approver": d.approver.get_username(),
-                "name": d.approver.get_full_name() or d.approver.get_username(),
-                "team": d.team.name,
-                "verdict": d.verdict,
-                "comment": d.comment,
-                "at": d.created_at,
-                "request_state": request.state,
-            }
-            for d in request.decisions.all()
-        ]
-    return out
-
-
-def index_provenance(index: IndexVersion) -> dict:
-    """Index version → model version and its training run → the dataset versions it read and
-    the runs that cleaned them → who approved each step, and when. In a fixed number of queries
-    whatever the number of inputs."""
-    from django.urls import reverse
-
-    model = index.model_version
-    run = model.run  # the run that trained the model (a build_index run only indexed it)
-    index_run = index.run
-    runs = {
-        r.pk: r
-        for r in PipelineRun.objects.filter(pk__in={run.pk, index_run.pk}).select_related(
-            "requested_by"
-        )
-    }
-    run, index_run = runs[run.pk], runs[index_run.pk]
-    inputs = list(
-        dataset_versions(
-            ids=PipelineRun.objects.filter(pk__in=list(runs)).values("inputs")
-        ).order_by("asset__kind", "pk")
-    )
-    cleaned_id = (index_run.outputs or {}).get("cleaned_version") or (run.outputs or {}).get(
-        "cleaned_version"
-    )
-    cleaned = dataset_versions(ids=[cleaned_id]).first() if cleaned_id else None
-    producers = {
-        (r.outputs or {}).get("cleaned_version"): r
-        for r in PipelineRun.objects.filter(
-            outputs__cleaned_version__in=[v.pk for v in inputs]
-        ).select_related("requested_by")
-    }
-    run_approvals = _decisions_by_subject([*runs.values(), *producers.values()])
-    version_approvals = _decisions_by_subject(inputs)
-    activation = _decisions_by_subject([index]).get(index.pk, [])
-
-    def run_entry(r: PipelineRun) -> dict:
-        return {
-            "id": r.pk,
-            "kind": r.get_kind_display(),
-            "state": r.state,
-            "requested_by": r.requested_by.get_username(),
-            "finished_at": r.finished_at,
-            "url": reverse("recsys:run_detail", args=[r.pk]),
-            "approvals": run_approvals.get(r.pk, []),
-        }
-
-    datasets = []
-    for version in inputs:
-        producer = producers.get(version.pk)
-        datasets.append(
-            {
-                "id": version.pk,
-                "label": str(version),
-                "asset": version.asset.name,
-                "kind": version.asset.get_kind_display(),
-                "team": version.asset.owning_team.name,
-                "status": version.status,
-                "sha256": version.sha256,
-                "rows": version.row_count,
-                "uploaded_by": version.uploaded_by.get_username(),
-                "url": reverse("governance:version_detail", args=[version.pk]),
-                "approvals": version_approvals.get(version.pk, []),
-                "cleaned_by": run_entry(producer) if producer else None,
-            }
-        )
-    return {
-        "index": {
-            "id": index.pk,
-            "kind": index.kind,
-            "items": index.n_items,
-            "status": index.status,
-            "created_at": index.created_at,
-            "activated_at": index.activated_at,
-            "checksum": index.checksum,
-            "url": reverse("recsys:pipeline_detail", args=[index.pipeline.slug])
-            + f"#index-{index.pk}",
-            "activation_approvals": activation,
-        },
-        "model": {
-            "id": model.pk,
-            "base_model": model.base_model,
-            "checksum": model.checksum,
-            "metrics": model.metrics,
-        },
-        "training_run": run_entry(run),
-        "index_run": run_entry(index_run) if index_run.pk != run.pk else None,
-        "cleaned_catalog": (
-            {
-                "id": cleaned_id,
-                "label": str(cleaned) if cleaned else f"version #{cleaned_id} (deleted)",
-                "url": reverse("governance:version_detail", args=[cleaned_id]) if cleaned else "",
-            }
-            if cleaned_id
-            else None
-        ),
-        "datasets": datasets,
-    }
+    return Served(where.pipeline, where.index_id, answer, where.engine, {"user_id": user_id})
