@@ -1,12 +1,6 @@
 """Reads of the pipeline, restricted to what the user may see, in constant queries.
 
-Names follow one scheme, like the services' `<noun>_<verb>`: first the noun that is returned
-(singular for one object or value, plural for a collection or mapping), then how it is chosen.
-`<noun>_get_for_user(user, key)` is one object the user may see (NotFoundError otherwise);
-`<nouns>_visible_to(user, ...)` is the collection restricted to what the user may see;
-`<nouns>_of(x)` / `<noun>_for(x)` are those belonging to, or about, an object the caller already
-holds (no further visibility check); `<nouns>_by_<key>(...)` is a dict keyed by it; any other
-qualifier names the filter (`_held_by`, `_latest_for`, `_waiting_for_profile`).
+Names follow the selectors' one scheme (README, Architecture, "Reads").
 """
 
 from __future__ import annotations
