@@ -277,29 +277,31 @@ class DecidedByMeView(LoginRequiredMixin, TemplateView):
         return super().get_context_data(page=page, **kwargs)
 
 
-class ApprovalDecideView(LoginRequiredMixin, View):
+class ApprovalDecideView(ServiceActionView):
     """Approve, or reject with a comment, in one step; back to where the form was."""
 
-    def post(self, request, pk):
-        approval = selectors.approval_get_for_user(user=request.user, pk=pk)
-        form = DecisionForm(request.POST)
-        back = safe_return_url(request, request.POST.get("next"), reverse("governance:inbox"))
-        if not form.is_valid():
-            messages.error(request, "Choose approve or reject.")
-            return redirect(back)
-        try:
-            approval = services.approval_decide(
-                actor=request.user,
-                request=approval,
-                verdict=form.cleaned_data["verdict"],
-                comment=form.cleaned_data["comment"],
-            )
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-            return redirect(back)
-        verb = "Approved" if form.cleaned_data["verdict"] == "approve" else "Rejected"
-        messages.success(request, f"{verb} request #{approval.pk}; it is now {approval.state}.")
-        return redirect(back)
+    form_class = DecisionForm
+    invalid_message = "Choose approve or reject."
+
+    def get_object(self):
+        return selectors.approval_get_for_user(user=self.request.user, pk=self.kwargs["pk"])
+
+    def perform(self, form):
+        return services.approval_decide(
+            actor=self.request.user,
+            request=self.object,
+            verdict=form.cleaned_data["verdict"],
+            comment=form.cleaned_data["comment"],
+        )
+
+    def success_message(self, approval):
+        verb = "Approved" if self.request.POST.get("verdict") == "approve" else "Rejected"
+        return f"{verb} request #{approval.pk}; it is now {approval.state}."
+
+    def next_url(self, result):
+        return safe_return_url(
+            self.request, self.request.POST.get("next"), reverse("governance:inbox")
+        )
 
 
 class ApprovalCancelView(ServiceActionView):
