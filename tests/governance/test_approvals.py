@@ -12,7 +12,6 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from core.audit import verify_chain
@@ -25,12 +24,11 @@ from governance.services import approvals as engine
 from teams import services as team_services
 from teams.models import Notification
 from tests import helpers
+from tests.approval_setup import CSV, request_of, snapshot, upload
 from tests.conftest import api_as
 from tests.factories import policy_create
 
 pytestmark = pytest.mark.django_db
-
-CSV = b"id,title,price\n1,Red shoe,10.5\n2,Blue shoe,12.0\n3,Green hat,7.25\n"
 
 
 @pytest.fixture(autouse=True)
@@ -41,45 +39,6 @@ def fast_hasher_and_media(settings, tmp_path):
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def upload(
-    org, *, by: str = "alpha.engineer", content: bytes = CSV, note: str = "", submit: bool = True
-) -> DatasetVersion:
-    """Upload and profile a version (with submit=True it is submitted for approval once
-    profiled; without, it stays a draft)."""
-    version = services.dataset_version_upload(
-        actor=org.user(by),
-        asset=org.asset,
-        file=SimpleUploadedFile("catalog.csv", content),
-        name="catalog.csv",
-        note=note,
-        submit=submit,
-    )
-    return services.dataset_version_profile(version_id=version.pk)
-
-
-def request_of(subject) -> ApprovalRequest:
-    return ApprovalRequest.objects.get(
-        subject_type=ContentType.objects.get_for_model(subject), subject_id=subject.pk
-    )
-
-
-def snapshot(request: ApprovalRequest) -> dict:
-    """Everything a refused decision must leave untouched (and the audit trail)."""
-    tables = {
-        "request": ApprovalRequest.objects.filter(pk=request.pk).values_list(
-            "state", "decided_at", "outcome_note", "escalation_level"
-        ),
-        "requirements": request.requirements.values_list("team__slug", "approvals"),
-        "decisions": Decision.objects.filter(request=request).values_list("id", "verdict"),
-        "notifications": Notification.objects.values_list("id", "recipient_id"),
-    }
-    if request.kind == ApprovalKind.DATASET_VERSION:
-        tables["version"] = DatasetVersion.objects.filter(pk=request.subject_id).values_list(
-            "status", "decided_at"
-        )
-    return helpers.snapshot(tables)
 
 
 def refused(exc_class, words: list[str], call):

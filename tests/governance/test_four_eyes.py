@@ -20,15 +20,21 @@ from core.errors import PermissionDeniedError
 from governance import deciders, selectors
 from governance import services as gov
 from governance.choices import ApprovalKind
-from governance.models import ApprovalRequest, DatasetVersion
+from governance.models import ApprovalRequest
 from governance.services.approvals import handler_for
-from recsys import services as recsys_services
-from recsys.models import IndexVersion, ModelVersion
-from teams import services as team_services
+from recsys.models import ModelVersion
 from teams.models import Notification
+from tests.approval_setup import (
+    activation_asked,
+    draft,
+    member,
+    open_request,
+    pipeline,
+    run_of,
+    snapshot,
+)
 from tests.conftest import api_as, login
-from tests.factories import UserFactory, policy_create
-from tests.governance.test_approvals import snapshot, upload
+from tests.factories import policy_create
 
 pytestmark = pytest.mark.django_db
 
@@ -46,21 +52,6 @@ class Case:
     page: str = ""  # the subject's page, where a decide form may appear
 
 
-def member(org, username: str, role: str):
-    user = UserFactory(username=username)
-    team_services.membership_grant(actor=org.admin, team=org.alpha, user=user, role=role)
-    org.users[username] = user
-    return user
-
-
-def draft(org, by: str) -> DatasetVersion:
-    return upload(org, by=by, submit=False)
-
-
-def open_request(kind: str, subject) -> ApprovalRequest:
-    return ApprovalRequest.objects.filter(kind=kind, subject_id=subject.pk).latest("id")
-
-
 def version_case(org) -> Case:
     """alpha.steward uploads, alpha.lead submits: both are approvers of alpha's versions."""
     member(org, "second.steward", "steward")
@@ -71,26 +62,6 @@ def version_case(org) -> Case:
         excluded={"alpha.steward": "you uploaded it", "alpha.lead": "your own request"},
         eligible="second.steward",
         page=f"/governance/versions/{version.pk}/",
-    )
-
-
-def pipeline(org):
-    catalog = draft(org, "admin")
-    gov.dataset_version_submit(actor=org.admin, version=catalog)
-    gov.approval_decide(
-        actor=org.user("alpha.steward"),
-        request=open_request(ApprovalKind.DATASET_VERSION, catalog),
-        verdict="approve",
-    )
-    org.catalog_v = DatasetVersion.objects.get(pk=catalog.pk)
-    return recsys_services.pipeline_create(
-        actor=org.admin, name="Search", owning_team=org.alpha, input_assets=[org.asset]
-    )
-
-
-def run_of(org, line, by: str):
-    return recsys_services.run_request(
-        actor=org.user(by), pipeline=line, kind="clean", inputs=[org.catalog_v], reason="why"
     )
 
 
@@ -113,18 +84,7 @@ def index_case(org, line) -> Case:
     model = ModelVersion.objects.create(
         run=run_of(org, line, "model.ops"), base_model="tiny", path="/nowhere", checksum="0"
     )
-    index = IndexVersion.objects.create(
-        pipeline=line,
-        run=run_of(org, line, "alpha.ops"),
-        model_version=model,
-        catalog_version=org.catalog_v,
-        path="/nowhere",
-        checksum="0",
-        kind="flat",
-        n_items=3,
-        dim=8,
-    )
-    recsys_services.index_request_activation(actor=org.user("alpha.lead"), index=index)
+    index = activation_asked(org, line, run=run_of(org, line, "alpha.ops"), model=model)
     return Case(
         request=open_request(ApprovalKind.INDEX_ACTIVATION, index),
         excluded={

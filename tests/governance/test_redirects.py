@@ -8,8 +8,8 @@ from django.urls import reverse
 
 from teams import services as team_services
 from teams.models import Notification
+from tests.approval_setup import request_of, upload
 from tests.conftest import login
-from tests.governance.test_approvals import request_of, upload
 
 pytestmark = pytest.mark.django_db
 

@@ -7,10 +7,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from recsys import services as recsys_services
-from recsys.models import IndexVersion, ModelVersion
+from recsys.models import ModelVersion
+from tests.approval_setup import activation_asked, pipeline, run_of
 from tests.conftest import login
-from tests.governance.test_four_eyes import pipeline, run_of
 
 pytestmark = pytest.mark.django_db
 
@@ -22,18 +21,7 @@ def media(settings, tmp_path):
 
 def add_indexes(org, line, run, model, n: int) -> None:
     for _ in range(n):
-        index = IndexVersion.objects.create(
-            pipeline=line,
-            run=run,
-            model_version=model,
-            catalog_version=org.catalog_v,
-            path="/nowhere",
-            checksum="0",
-            kind="flat",
-            n_items=3,
-            dim=8,
-        )
-        recsys_services.index_request_activation(actor=org.user("alpha.lead"), index=index)
+        activation_asked(org, line, run=run, model=model)
 
 
 def page_queries(client, url: str, *, expect: int) -> int:
