@@ -27,11 +27,16 @@ class PipelineListView(LoginRequiredMixin, TemplateView):
         )
 
 
-class PipelineDetailView(LoginRequiredMixin, TemplateView):
+class _PipelineObject(ObjectView):
+    def get_object(self):
+        return selectors.pipeline_get_for_user(user=self.request.user, slug=self.kwargs["slug"])
+
+
+class PipelineDetailView(_PipelineObject, TemplateView):
     template_name = "recsys/pipeline_detail.html"
 
     def get_context_data(self, **kwargs):
-        pipeline = selectors.pipeline_get_for_user(user=self.request.user, slug=kwargs["slug"])
+        pipeline = self.object
         active = getattr(pipeline, "active", None)
         runs = Paginator(
             selectors.runs_visible_to(user=self.request.user, pipeline=pipeline), 20
@@ -56,11 +61,6 @@ class PipelineDetailView(LoginRequiredMixin, TemplateView):
             time_zone=settings.TIME_ZONE,
             **kwargs,
         )
-
-
-class _PipelineObject(ObjectView):
-    def get_object(self):
-        return selectors.pipeline_get_for_user(user=self.request.user, slug=self.kwargs["slug"])
 
 
 class _RunObject(ObjectView):
