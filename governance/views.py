@@ -3,18 +3,14 @@ the audit trail. Views read through selectors and write through one service each
 
 import csv
 
-from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
-from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views import View
 from django.views.generic import TemplateView
 
 from core.charts import sparkline
-from core.errors import ApplicationError
 from core.views import ObjectView, ServiceActionView
 from governance import permissions, selectors, services
 from governance.actions import incident_actions, version_actions
@@ -449,49 +445,44 @@ class AuditLogView(LoginRequiredMixin, TemplateView):
         return response
 
 
-class ApprovalPolicyView(LoginRequiredMixin, View):
+class ApprovalPolicyView(ServiceActionView):
     """A team's approval policies, one form per kind of request; leads edit them."""
 
-    def dispatch(self, request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return self.handle_no_permission()
-        self.team, self.policies = selectors.policies_for_team(
-            user=request.user, team_slug=kwargs["slug"]
+    template_name = "governance/policies.html"
+    form_class = ApprovalPolicyForm
+
+    def get_object(self):
+        team, self.policies = selectors.policies_for_team(
+            user=self.request.user, team_slug=self.kwargs["slug"]
         )
-        self.can_manage = can_manage_team(request.user, self.team)
-        return super().dispatch(request, *args, **kwargs)
+        return team
 
-    def get(self, request, slug):
-        return self._render({})
-
-    def post(self, request, slug):
+    def post(self, request, *args, **kwargs):
         manage_verdict(
-            request.user, self.team, "change the approval policies of this team"
+            request.user, self.object, "change the approval policies of this team"
         ).require()
-        form = ApprovalPolicyForm(request.POST)
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                services.approvalpolicy_set(
-                    actor=request.user,
-                    team=self.team,
-                    kind=data["kind"],
-                    approver_roles=data["approver_roles"],
-                    quorum=data["quorum"],
-                    expiry_hours=data["expiry_hours"],
-                )
-            except ApplicationError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-            else:
-                messages.success(
-                    request,
-                    f"Saved the {ApprovalKind(data['kind']).label.lower()} "
-                    f"policy of {self.team.name}.",
-                )
-                return redirect("governance:policies", slug=self.team.slug)
-        return self._render({request.POST.get("kind", ""): form}, status=400)
+        return super().post(request, *args, **kwargs)
 
-    def _render(self, bound: dict, status=200):
+    def perform(self, form):
+        data = form.cleaned_data
+        return services.approvalpolicy_set(
+            actor=self.request.user,
+            team=self.object,
+            kind=data["kind"],
+            approver_roles=data["approver_roles"],
+            quorum=data["quorum"],
+            expiry_hours=data["expiry_hours"],
+        )
+
+    def success_message(self, policy):
+        kind = ApprovalKind(policy.kind).label.lower()
+        return f"Saved the {kind} policy of {self.object.name}."
+
+    def next_url(self, result):
+        return reverse("governance:policies", kwargs={"slug": self.object.slug})
+
+    def get_context_data(self, *, form, **kwargs):
+        bound = {self.request.POST.get("kind", ""): form} if form.is_bound else {}
         rows = []
         for kind, policy in self.policies.items():
             initial = {
@@ -507,9 +498,9 @@ class ApprovalPolicyView(LoginRequiredMixin, View):
                     "form": bound.get(kind) or ApprovalPolicyForm(initial=initial),
                 }
             )
-        return render(
-            self.request,
-            "governance/policies.html",
-            {"team": self.team, "rows": rows, "can_manage": self.can_manage},
-            status=status,
-        )
+        return {
+            "team": self.object,
+            "rows": rows,
+            "can_manage": can_manage_team(self.request.user, self.object),
+            **kwargs,
+        }
