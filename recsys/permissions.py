@@ -53,10 +53,11 @@ def _access(user, pipeline) -> tuple[bool, bool]:
     """(may view, may run) for `user` on this pipeline object, read once per object and user:
     a page asks it for the pipeline and each of its index versions."""
     known = pipeline.__dict__.setdefault("_access_by_user", {})
-    if user.pk not in known:
+    seen = known.get(id(user))  # by identity: unsaved and anonymous users have no pk
+    if seen is None or seen[0] is not user:
         visible = can_view_pipeline(user, pipeline)
-        known[user.pk] = (visible, visible and can_run(user, pipeline))
-    return known[user.pk]
+        seen = known[id(user)] = (user, (visible, visible and can_run(user, pipeline)))
+    return seen[1]
 
 
 def require_run(user, pipeline, action: str = "request runs of this pipeline") -> None:
