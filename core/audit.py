@@ -98,22 +98,22 @@ def _chain_lock_taken(*, wait: bool) -> bool:
         return bool(cursor.fetchone()[0])
 
 
-def _seal_unsealed() -> int:
+def _seal_unsealed() -> dict[int, tuple[int, str, str]]:
     """Link every unsealed event this transaction can see after the chain's last one, oldest
-    first. The caller holds the chain's lock."""
+    first; returns event id -> (seq, prev_hash, hash) of those it sealed. The caller holds the
+    chain's lock."""
     from core.models import AuditEvent
 
     last = AuditEvent.objects.filter(seq__isnull=False).order_by("-seq")
     last = last.values_list("seq", "hash").first()
     seq, prev_hash = last or (0, GENESIS_HASH)
-    sealed = 0
+    sealed = {}
     for event in AuditEvent.objects.filter(seq__isnull=True).order_by("id"):
         seq += 1
         event.seq, event.prev_hash = seq, prev_hash
         event.hash = prev_hash = _event_digest(event)
-        sealed += AuditEvent.objects.seal(
-            event.pk, seq=seq, prev_hash=event.prev_hash, hash=event.hash
-        )
+        if AuditEvent.objects.seal(event.pk, seq=seq, prev_hash=event.prev_hash, hash=event.hash):
+            sealed[event.pk] = (event.seq, event.prev_hash, event.hash)
     return sealed
 
 
@@ -123,7 +123,7 @@ def audit_seal_pending() -> int:
     next seal (the hourly chain check runs one). Returns how many it sealed."""
     with transaction.atomic():
         _chain_lock_taken(wait=True)
-        return _seal_unsealed()
+        return len(_seal_unsealed())
 
 
 def audit_record(*, actor, verb: str, target, before=None, after=None):
@@ -152,8 +152,7 @@ def audit_record(*, actor, verb: str, target, before=None, after=None):
         )
         event.save()
         if _chain_lock_taken(wait=False):
-            _seal_unsealed()
-            event.refresh_from_db(fields=["seq", "prev_hash", "hash"])
+            event.seq, event.prev_hash, event.hash = _seal_unsealed()[event.pk]
         else:
             transaction.on_commit(audit_seal_pending, robust=True)  # else the hourly check seals
     return event
